@@ -1,0 +1,3 @@
+from iotml.cli import main
+
+main()

@@ -1,0 +1,251 @@
+"""The records that move between services, defined once.
+
+Every record is a frozen dataclass with ``to_dict``/``to_json`` and a validating
+``from_dict``/``from_json`` that raises :class:`~iotml.errors.RecordError` with a short
+reason code. The JSON Schemas in ``iotml/schemas/`` describe the same shapes for
+consumers in other languages; a test keeps both in step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from iotml import headers as h
+from iotml.errors import RecordError
+
+SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 256
+
+AlertType = Literal["overheat_predicted", "anomaly", "out_of_range", "device_silent"]
+AlertEvent = Literal["open", "cleared"]
+ALERT_TYPES: tuple[str, ...] = ("overheat_predicted", "anomaly", "out_of_range", "device_silent")
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _loads(raw: bytes | str) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecordError("invalid_json", str(exc)[:200]) from None
+    if not isinstance(obj, dict):
+        raise RecordError("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError("wrong_type", f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise RecordError("not_finite", f"{name} is {value}")
+    return float(value)
+
+
+def _identifier(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecordError("wrong_type", f"{name} must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise RecordError("wrong_type", f"{name} longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _epoch_ms(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecordError("wrong_type", f"{name} must be an integer (epoch ms UTC)")
+    return value
+
+
+def _version(obj: Mapping[str, Any]) -> None:
+    if obj.get("v") != SCHEMA_VERSION:
+        raise RecordError("unsupported_version", f"v={obj.get('v')!r}, expected {SCHEMA_VERSION}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One device's measurements at one event time: the canonical record on ``readings``."""
+
+    device_id: str
+    ts: int  # event time, epoch ms UTC
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str] = field(default_factory=dict)
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "device_id": self.device_id,
+            "ts": self.ts,
+            "metrics": dict(self.metrics),
+            "tags": dict(self.tags),
+        }
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Reading:
+        _version(obj)
+        device_id = _identifier("device_id", obj.get("device_id"))
+        ts = _epoch_ms("ts", obj.get("ts"))
+        metrics = obj.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            raise RecordError("no_metric", "metrics must be a non-empty object")
+        clean = {_identifier("metric name", k): _finite(f"metrics.{k}", v) for k, v in metrics.items()}
+        tags = obj.get("tags", {})
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise RecordError("wrong_type", "tags must map strings to strings")
+        return cls(device_id=device_id, ts=ts, metrics=clean, tags=dict(tags))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Reading:
+        return cls.from_dict(_loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A forecast made when one device's window closed (topic ``predictions``)."""
+
+    device_id: str
+    metric: str
+    window_start: int  # epoch ms, inclusive
+    window_end: int  # epoch ms, exclusive; also the record's event time
+    horizon_ms: int
+    target_ts: int  # window_end + horizon_ms: the time the forecast is for
+    forecast: float
+    last_value: float
+    features: Mapping[str, float]
+    model_name: str
+    model_version: str
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["features"] = dict(self.features)
+        return out
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Prediction:
+        _version(obj)
+        return cls(
+            device_id=_identifier("device_id", obj.get("device_id")),
+            metric=_identifier("metric", obj.get("metric")),
+            window_start=_epoch_ms("window_start", obj.get("window_start")),
+            window_end=_epoch_ms("window_end", obj.get("window_end")),
+            horizon_ms=_epoch_ms("horizon_ms", obj.get("horizon_ms")),
+            target_ts=_epoch_ms("target_ts", obj.get("target_ts")),
+            forecast=_finite("forecast", obj.get("forecast")),
+            last_value=_finite("last_value", obj.get("last_value")),
+            features={k: _finite(k, v) for k, v in dict(obj.get("features") or {}).items()},
+            model_name=_identifier("model_name", obj.get("model_name")),
+            model_version=_identifier("model_version", obj.get("model_version")),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Prediction:
+        return cls.from_dict(_loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert episode event (topic ``alerts``).
+
+    ``alert_id`` is deterministic per episode (device, type, episode start), so a consumer
+    that sees an event twice (possible under at-least-once after a crash) can de-duplicate
+    on ``(alert_id, event)``.
+    """
+
+    alert_id: str
+    device_id: str
+    type: str
+    event: str  # "open" | "cleared"
+    ts: int  # event time at which the event happened, epoch ms
+    episode_start: int  # event time at which the condition began
+    value: float | None = None
+    threshold: float | None = None
+    model_version: str | None = None
+    message: str = ""
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Alert:
+        _version(obj)
+        kind = obj.get("type")
+        if kind not in ALERT_TYPES:
+            raise RecordError("wrong_type", f"unknown alert type {kind!r}")
+        event = obj.get("event")
+        if event not in ("open", "cleared"):
+            raise RecordError("wrong_type", f"unknown alert event {event!r}")
+        value, threshold = obj.get("value"), obj.get("threshold")
+        return cls(
+            alert_id=_identifier("alert_id", obj.get("alert_id")),
+            device_id=_identifier("device_id", obj.get("device_id")),
+            type=kind,
+            event=event,
+            ts=_epoch_ms("ts", obj.get("ts")),
+            episode_start=_epoch_ms("episode_start", obj.get("episode_start")),
+            value=None if value is None else _finite("value", value),
+            threshold=None if threshold is None else _finite("threshold", threshold),
+            model_version=obj.get("model_version"),
+            message=str(obj.get("message", "")),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Alert:
+        return cls.from_dict(_loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input. On Kafka the value is the raw payload, unchanged; the rest are headers.
+
+    The Kafka timestamp of a dead-letter record is ``received_at`` (not the event time,
+    which may be the very thing that was wrong).
+    """
+
+    reason: str
+    payload: bytes
+    received_at: int
+    detail: str = ""
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    mqtt_topic: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def headers(self) -> h.Headers:
+        return h.encode(
+            {
+                h.ERROR_REASON: self.reason,
+                h.ERROR_DETAIL: self.detail[:1000] or None,
+                h.RECEIVED_AT: self.received_at,
+                h.SOURCE_TOPIC: self.source_topic,
+                h.SOURCE_PARTITION: self.source_partition,
+                h.SOURCE_OFFSET: self.source_offset,
+                h.MQTT_TOPIC: self.mqtt_topic,
+                **self.extra,
+            }
+        )
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema for ``reading``, ``prediction``, ``alert`` or ``dead_letter``."""
+    text = resources.files("iotml.schemas").joinpath(f"{name}.schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]

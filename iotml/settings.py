@@ -1,0 +1,163 @@
+"""Settings shared by every service, and the typed fields they are built from.
+
+Each service defines one pydantic-settings class (subclassing the mixins here) in its own
+``settings`` module; ``iotml.cli`` turns its fields into command-line options whose help
+names the ``IOTML_*`` variable behind them. Precedence: flag > environment > default.
+Nothing reads the environment at import: settings are built in each command's ``main``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from iotml.durations import parse_duration_ms
+from iotml.eventtime import EventTimeRange
+
+#: A duration given as "500ms", "10s", "30m", "1h" or "7d"; held as milliseconds.
+DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    return value
+
+
+#: A list given as repeated flags, or in the environment as a comma-separated string.
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+ENV_PREFIX = "IOTML_"
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings: ``IOTML_`` variables, immutable once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+
+
+class KafkaSettings(ServiceSettings):
+    """How to reach Kafka, shared by every service that talks to it."""
+
+    kafka_bootstrap: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, host:port[,host:port...]."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with SASL_* protocols)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_ca: Path | None = Field(None, description="CA bundle (PEM) to verify the brokers.")
+    kafka_ssl_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    kafka_ssl_key: Path | None = Field(None, description="Client private key (PEM) for mTLS.")
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of the client key (secret)."
+    )
+    event_max_age: DurationMs = Field(
+        "7d",
+        description="Oldest accepted event time, relative to now. Older readings are "
+        "dead-lettered (ts_too_old): Kafka's time-based retention would delete them at once.",
+    )
+    event_max_future: DurationMs = Field(
+        "10m",
+        description="How far in the future an event time may be (clock skew). Kafka 4 "
+        "rejects records stamped more than 1h ahead, so this must stay below 1h.",
+    )
+
+    @model_validator(mode="after")
+    def _check_kafka(self) -> KafkaSettings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "IOTML_KAFKA_SECURITY_PROTOCOL=SASL_* needs IOTML_KAFKA_SASL_MECHANISM, "
+                "IOTML_KAFKA_SASL_USERNAME and IOTML_KAFKA_SASL_PASSWORD"
+            )
+        if self.event_max_future >= 3_600_000:
+            raise ValueError("IOTML_EVENT_MAX_FUTURE must be below 1h (Kafka rejects such records)")
+        return self
+
+    def event_range(self) -> EventTimeRange:
+        return EventTimeRange(max_age_ms=self.event_max_age, max_future_ms=self.event_max_future)
+
+    def kafka_config(self) -> dict[str, Any]:
+        """librdkafka settings for any client (producer, consumer, admin, quixstreams)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol.lower(),
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_ca)
+        if self.kafka_ssl_cert:
+            conf["ssl.certificate.location"] = str(self.kafka_ssl_cert)
+        if self.kafka_ssl_key:
+            conf["ssl.key.location"] = str(self.kafka_ssl_key)
+        if self.kafka_ssl_key_password:
+            conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        return conf
+
+
+class MqttSettings(ServiceSettings):
+    """How to reach the MQTT broker (bridge, simulator, demo)."""
+
+    mqtt_url: str = Field(
+        "mqtt://localhost:1883",
+        description="MQTT broker URL: mqtt://host:port, or mqtts://host:port for TLS.",
+    )
+    mqtt_username: str | None = Field(None, description="MQTT user name.")
+    mqtt_password: SecretStr | None = Field(None, description="MQTT password (secret).")
+    mqtt_ca: Path | None = Field(None, description="CA bundle (PEM) to verify the MQTT broker.")
+    mqtt_cert: Path | None = Field(None, description="Client certificate (PEM) for MQTT mTLS.")
+    mqtt_key: Path | None = Field(None, description="Client private key (PEM) for MQTT mTLS.")
+
+    @model_validator(mode="after")
+    def _check_mqtt(self) -> MqttSettings:
+        parse_mqtt_url(self.mqtt_url)
+        return self
+
+    def mqtt_endpoint(self) -> tuple[str, int, bool]:
+        """``(host, port, tls)`` from ``mqtt_url``."""
+        return parse_mqtt_url(self.mqtt_url)
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"IOTML_MQTT_URL must start with mqtt:// or mqtts://, got {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    if not parts.hostname:
+        raise ValueError(f"IOTML_MQTT_URL has no host: {url!r}")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError(f"IOTML_MQTT_URL has an invalid port: {url!r}") from None
+    return parts.hostname, port, tls
+
+
+class HttpSettings(ServiceSettings):
+    """The metrics/health HTTP endpoint of a long-running service."""
+
+    http_port: int = Field(
+        8000, ge=0, le=65535, description="Port for /metrics, /healthz and /readyz (0: off)."
+    )
+    http_host: str = Field("0.0.0.0", description="Address the HTTP endpoint binds to.")

@@ -1,0 +1,222 @@
+"""A real Apache Kafka 4 broker (KRaft, combined broker+controller, single node) as a process."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iotml.errors import StackError
+from iotml.stack import procs
+from iotml.stack.jars import kafka_libs, require
+
+_LOG4J = """\
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka.server.KafkaServer
+logger.kafka.level=INFO
+"""
+
+
+@dataclass
+class KafkaBroker:
+    """One single-node KRaft broker whose log directory persists across restarts."""
+
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    version: str = "4.1.1"
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "iotml")
+    heap: str = "512m"
+    host: str = "127.0.0.1"
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def _props(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "kafka.log"
+
+    def pid(self) -> int | None:
+        return procs.read_pid(self._pidfile, str(self._props))
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
+                    f"listeners=PLAINTEXT://{self.host}:{self.port},"
+                    f"CONTROLLER://{self.host}:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.data_dir / 'logs'}",
+                    # One node: internal topics (offsets, transactions for exactly-once)
+                    # cannot have more replicas than brokers.
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=10",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=10",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    # Topics come from `iotml topics ensure`; auto-created ones have one
+                    # partition, which processor replicas cannot share.
+                    "auto.create.topics.enable=false",
+                    "group.initial.rebalance.delay.ms=0",
+                    "num.partitions=1",
+                    "log.flush.interval.messages=9223372036854775807",
+                    "",
+                ]
+            )
+        )
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J)
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        libs = kafka_libs(self.cache_dir, self.version)
+        return [
+            require("java"),
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
+
+    def _format(self) -> None:
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        proc = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._props)),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise StackError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+
+    def start(self, wait: bool = True, timeout: float = 120.0) -> None:
+        """Start the broker (idempotent) and wait until a client can produce and consume."""
+        if self.running():
+            if wait:
+                self.wait_ready(timeout)
+            return
+        if procs.port_open(self.host, self.port):
+            raise StackError(f"port {self.port} is taken by another process; set another port")
+        self._write_config()
+        self._format()
+        with open(self.log_file, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(self._props)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives `iotml stack up`; not killed by Ctrl-C
+            )
+        self._pidfile.write_text(str(self._proc.pid))
+        if wait:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until a topic can be created and a record produced and consumed."""
+        from confluent_kafka import Consumer, KafkaException, Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        deadline = time.monotonic() + timeout
+        conf = {"bootstrap.servers": self.bootstrap, "log_level": 0}
+        topic = "__iotml_probe"
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise StackError(f"Kafka exited at start; see {self.log_file}:\n{self._tail()}")
+            try:
+                admin = AdminClient(conf)
+                md = admin.list_topics(timeout=2)
+                if topic not in md.topics:
+                    for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                        try:
+                            f.result(10)
+                        except KafkaException as exc:
+                            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                                raise
+                producer = Producer({**conf, "acks": "all", "message.timeout.ms": 10000})
+                marker = uuid.uuid4().hex.encode()
+                producer.produce(topic, marker)
+                if producer.flush(10) != 0:
+                    raise KafkaException("probe not delivered")
+                consumer = Consumer(
+                    {**conf, "group.id": f"probe-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+                )
+                try:
+                    consumer.subscribe([topic])
+                    end = time.monotonic() + 15
+                    while time.monotonic() < end:
+                        msg = consumer.poll(0.5)
+                        if msg is not None and not msg.error() and msg.value() == marker:
+                            return
+                finally:
+                    consumer.close()
+            except KafkaException:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(f"Kafka not ready after {timeout:.0f}s; see {self.log_file}")
+            time.sleep(0.5)
+
+    def _tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Controlled shutdown (SIGTERM); SIGKILL after ``timeout``. True if it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        procs.stop_pid(pid, timeout)
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+        self._pidfile.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests: no controlled shutdown."""
+        import signal
+
+        pid = self.pid()
+        if pid is not None:
+            procs.stop_pid(pid, 0, sig=signal.SIGKILL)
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+        self._pidfile.unlink(missing_ok=True)
+
+    def restart(self, timeout: float = 120.0) -> None:
+        self.stop()
+        self.start(timeout=timeout)

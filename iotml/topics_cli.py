@@ -1,0 +1,53 @@
+"""``iotml topics`` and ``iotml config-reference``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from iotml.logs import setup_logging
+from iotml.options import build_settings, settings_options
+from iotml.topics import TopicsSettings, ensure_topics, topic_specs
+
+
+@click.group()
+def topics() -> None:
+    """Manage iotml's Kafka topics (names, partitions, retention from one spec)."""
+
+
+@topics.command("ensure")
+@settings_options(TopicsSettings)
+def ensure(**kwargs: Any) -> None:
+    """Create the topics of the spec that are missing. Idempotent: existing topics are kept
+    and a partition count different from the spec is reported, not changed."""
+    settings = build_settings(TopicsSettings, kwargs)
+    setup_logging(settings.log_level)
+    specs = topic_specs(settings)
+    report = ensure_topics(settings.kafka_config(), specs)
+    for spec in specs:
+        state = "created" if spec.name in report.created else "exists"
+        click.echo(f"{spec.name:<24} {spec.partitions:>3} partitions  {state}")
+    for name, why in report.mismatched.items():
+        click.echo(f"warning: {name} {why}", err=True)
+
+
+@topics.command("list")
+@settings_options(TopicsSettings)
+def list_topics(**kwargs: Any) -> None:
+    """List the topics on the cluster with their partition counts."""
+    from confluent_kafka.admin import AdminClient
+
+    settings = build_settings(TopicsSettings, kwargs)
+    md = AdminClient(settings.kafka_config()).list_topics(timeout=15)
+    for name in sorted(md.topics):
+        if not name.startswith("__"):
+            click.echo(f"{name:<40} {len(md.topics[name].partitions):>3} partitions")
+
+
+@click.command("config-reference", hidden=True)
+def config_reference() -> None:
+    """Print the configuration reference (Markdown) generated from every service's settings."""
+    from iotml.reference import render_reference
+
+    click.echo(render_reference(), nl=False)
