@@ -141,6 +141,8 @@ def markdown_reference(title: str, cls: type[BaseSettings]) -> str:
     rows = [f"### {title}", "", "| variable | flag | default | meaning |", "|---|---|---|---|"]
     for d in option_docs(cls):
         default = "" if d.secret else d.default
-        rows.append(f"| `{d.env}` | `{d.flag}` | {('`' + default + '`') if default else ''} | "
-                    f"{d.help.replace('|', '/')} |")
+        rows.append(
+            f"| `{d.env}` | `{d.flag}` | {('`' + default + '`') if default else ''} | "
+            f"{d.help.replace('|', '/')} |"
+        )
     return "\n".join(rows) + "\n"

@@ -97,7 +97,9 @@ class Reading:
         metrics = obj.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             raise RecordError("no_metric", "metrics must be a non-empty object")
-        clean = {_identifier("metric name", k): _finite(f"metrics.{k}", v) for k, v in metrics.items()}
+        clean = {
+            _identifier("metric name", k): _finite(f"metrics.{k}", v) for k, v in metrics.items()
+        }
         tags = obj.get("tags", {})
         if not isinstance(tags, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items()

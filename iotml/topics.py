@@ -33,8 +33,10 @@ class TopicsSettings(KafkaSettings, TopicNames):
     """Settings of ``iotml topics``."""
 
     readings_partitions: int = Field(
-        4, ge=1, description="Partitions of the readings topic: the most processor replicas "
-        "that can share the work."
+        4,
+        ge=1,
+        description="Partitions of the readings topic: the most processor replicas "
+        "that can share the work.",
     )
     output_partitions: int = Field(4, ge=1, description="Partitions of predictions and alerts.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of every topic.")
@@ -114,7 +116,10 @@ def ensure_topics(
                 future.result(timeout=timeout)
                 created.append(name)
             except KafkaException as exc:
-                if exc.args and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                if (
+                    exc.args
+                    and getattr(exc.args[0], "name", lambda: "")() == "TOPIC_ALREADY_EXISTS"
+                ):
                     continue  # created concurrently by another replica: fine
                 raise TopicError(f"cannot create topic {name}: {exc}") from exc
     mismatched = {

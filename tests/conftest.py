@@ -33,7 +33,8 @@ def _leak_guard():
     env_after = {k: v for k, v in os.environ.items() if k.startswith("IOTML_")}
     assert env_after == env_before, "test changed IOTML_* variables without monkeypatch"
     leaked = [
-        t for t in threading.enumerate()
+        t
+        for t in threading.enumerate()
         if t not in threads_before and t.is_alive() and not t.daemon
     ]
     for t in leaked:

@@ -100,12 +100,16 @@ def consume_all(
                     continue
                 ts = m.timestamp()[1]
                 hdrs = {k: (v or b"").decode("utf-8", "replace") for k, v in (m.headers() or [])}
-                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), hdrs, ts))
+                out.append(
+                    Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), hdrs, ts)
+                )
             if batch:
                 last_new = time.monotonic()
             elif len(out) >= min_count and time.monotonic() - last_new >= idle:
-                positions = {tp.partition: tp.offset for tp in consumer.position(
-                    [TopicPartition(topic, p) for p in parts])}
+                positions = {
+                    tp.partition: tp.offset
+                    for tp in consumer.position([TopicPartition(topic, p) for p in parts])
+                }
                 ends = end_offsets(conf, topic)
                 if all(positions.get(p, 0) >= ends[p] or ends[p] == 0 for p in parts):
                     break

@@ -44,8 +44,15 @@ def kafka_libs(cache_dir: Path, version: str, quiet: bool = False) -> Path:
             pom.write_text(resources.files("iotml.stack").joinpath("kafka-pom.xml").read_text())
             out = Path(tmp) / "libs"
             cmd = [
-                mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                f"-Dkafka.version={version}", f"-DoutputDirectory={out}", "-DincludeScope=runtime",
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-Dkafka.version={version}",
+                f"-DoutputDirectory={out}",
+                "-DincludeScope=runtime",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0 or not any(out.glob("kafka_2.13-*.jar")):

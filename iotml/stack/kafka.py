@@ -114,7 +114,9 @@ class KafkaBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._props)),
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self._props)
+            ),
             capture_output=True,
             text=True,
         )
@@ -170,7 +172,11 @@ class KafkaBroker:
                 if producer.flush(10) != 0:
                     raise KafkaException("probe not delivered")
                 consumer = Consumer(
-                    {**conf, "group.id": f"probe-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+                    {
+                        **conf,
+                        "group.id": f"probe-{uuid.uuid4().hex}",
+                        "auto.offset.reset": "earliest",
+                    }
                 )
                 try:
                     consumer.subscribe([topic])

@@ -45,12 +45,18 @@ def test_topics_ensure_creates_spec_and_is_idempotent(kafka_conf, unique):
     assert len(end_offsets(kafka_conf, settings.topic_readings)) == 4
 
 
-def test_mosquitto_round_trip_and_persistent_session_survives_restart(own_mosquitto: MosquittoBroker):
+def test_mosquitto_round_trip_and_persistent_session_survives_restart(
+    own_mosquitto: MosquittoBroker,
+):
     import paho.mqtt.client as mqtt
 
     received: list[bytes] = []
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="persist-test",
-                      clean_session=False, protocol=mqtt.MQTTv311)
+    sub = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id="persist-test",
+        clean_session=False,
+        protocol=mqtt.MQTTv311,
+    )
     sub.on_message = lambda c, u, m: received.append(m.payload)
     sub.connect("127.0.0.1", own_mosquitto.port)
     sub.subscribe("t/#", qos=1)
@@ -81,11 +87,16 @@ def test_mosquitto_round_trip_and_persistent_session_survives_restart(own_mosqui
 
 def test_stack_cli_up_status_down_leaves_no_process(tmp_path, kafka_broker):
     args = [
-        "--stack-dir", str(tmp_path / "stack"),
-        "--cache-dir", str(kafka_broker.cache_dir),
-        "--kafka-port", str(free_port()),
-        "--kafka-controller-port", str(free_port()),
-        "--mqtt-port", str(free_port()),
+        "--stack-dir",
+        str(tmp_path / "stack"),
+        "--cache-dir",
+        str(kafka_broker.cache_dir),
+        "--kafka-port",
+        str(free_port()),
+        "--kafka-controller-port",
+        str(free_port()),
+        "--mqtt-port",
+        str(free_port()),
     ]
     iotml = [sys.executable, "-m", "iotml", "stack"]
     up = subprocess.run([*iotml, "up", *args], capture_output=True, text=True, timeout=240)
