@@ -19,6 +19,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from iotml.durations import format_duration_ms, parse_duration_ms
 from iotml.errors import ConfigError
 from iotml.settings import ENV_PREFIX
 
@@ -51,10 +52,16 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _is_duration(field: FieldInfo) -> bool:
+    return any(getattr(m, "func", None) is parse_duration_ms for m in field.metadata)
+
+
 def _default_text(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
     if default is None:
         return ""
+    if _is_duration(field) and isinstance(default, int):
+        return format_duration_ms(default)
     if isinstance(default, SecretStr):
         return "(set)"
     if isinstance(default, list):
@@ -84,7 +91,7 @@ def option_docs(cls: type[BaseSettings]) -> Iterator[OptionDoc]:
             name=name,
             flag="--" + name.replace("_", "-"),
             env=ENV_PREFIX + name.upper(),
-            type=_type_text(tp, is_list),
+            type="duration" if _is_duration(field) else _type_text(tp, is_list),
             default=_default_text(field),
             help=field.description or "",
             secret=tp is SecretStr,

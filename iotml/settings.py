@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from iotml.durations import parse_duration_ms
+from iotml.durations import parse_duration_ms as D
 from iotml.eventtime import EventTimeRange
 
 #: A duration given as "500ms", "10s", "30m", "1h" or "7d"; held as milliseconds.
@@ -66,12 +67,12 @@ class KafkaSettings(ServiceSettings):
         None, description="Password of the client key (secret)."
     )
     event_max_age: DurationMs = Field(
-        "7d",
+        D("7d"),
         description="Oldest accepted event time, relative to now. Older readings are "
         "dead-lettered (ts_too_old): Kafka's time-based retention would delete them at once.",
     )
     event_max_future: DurationMs = Field(
-        "10m",
+        D("10m"),
         description="How far in the future an event time may be (clock skew). Kafka 4 "
         "rejects records stamped more than 1h ahead, so this must stay below 1h.",
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
+from iotml.durations import parse_duration_ms as D
 from iotml.errors import IotmlError
 from iotml.settings import DurationMs, KafkaSettings, ServiceSettings
 
@@ -40,9 +41,9 @@ class TopicsSettings(KafkaSettings, TopicNames):
     )
     output_partitions: int = Field(4, ge=1, description="Partitions of predictions and alerts.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of every topic.")
-    readings_retention: DurationMs = Field("7d", description="Retention of readings.")
-    output_retention: DurationMs = Field("30d", description="Retention of predictions/alerts.")
-    dlq_retention: DurationMs = Field("14d", description="Retention of dead-letter topics.")
+    readings_retention: DurationMs = Field(D("7d"), description="Retention of readings.")
+    output_retention: DurationMs = Field(D("30d"), description="Retention of predictions/alerts.")
+    dlq_retention: DurationMs = Field(D("14d"), description="Retention of dead-letter topics.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,9 @@ def ensure_topics(
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise TopicError(f"cannot reach Kafka at {kafka_conf.get('bootstrap.servers')}: {exc}")
+        raise TopicError(
+            f"cannot reach Kafka at {kafka_conf.get('bootstrap.servers')}: {exc}"
+        ) from None
     existing = {name: len(t.partitions) for name, t in metadata.topics.items()}
     missing = [s for s in specs if s.name not in existing]
     created: list[str] = []
