@@ -250,4 +250,4 @@ class DeadLetter:
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema for ``reading``, ``prediction``, ``alert`` or ``dead_letter``."""
     text = resources.files("iotml.schemas").joinpath(f"{name}.schema.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)  # type: ignore[no-any-return,unused-ignore]
