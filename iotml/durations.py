@@ -30,3 +30,11 @@ def format_duration_ms(ms: int) -> str:
         if ms and ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
+
+
+def duration_ms_field(value: object) -> int:
+    """Validator of duration settings: an ``int`` is already milliseconds (defaults, code);
+    text is parsed with :func:`parse_duration_ms` (a bare number there means seconds)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_duration_ms(value)

@@ -19,7 +19,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from iotml.durations import format_duration_ms, parse_duration_ms
+from iotml.durations import duration_ms_field, format_duration_ms
 from iotml.errors import ConfigError
 from iotml.settings import ENV_PREFIX
 
@@ -53,7 +53,7 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 
 
 def _is_duration(field: FieldInfo) -> bool:
-    return any(getattr(m, "func", None) is parse_duration_ms for m in field.metadata)
+    return any(getattr(m, "func", None) is duration_ms_field for m in field.metadata)
 
 
 def _default_text(field: FieldInfo) -> str:

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from iotml.durations import parse_duration_ms
+from iotml.durations import duration_ms_field
 from iotml.durations import parse_duration_ms as D
 from iotml.eventtime import EventTimeRange
 
 #: A duration given as "500ms", "10s", "30m", "1h" or "7d"; held as milliseconds.
-DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+DurationMs = Annotated[int, BeforeValidator(duration_ms_field)]
 
 
 def _split_list(value: object) -> object:
