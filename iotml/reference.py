@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from iotml.options import markdown_reference
 
@@ -33,3 +34,13 @@ def render_reference() -> str:
             continue
         parts.append(markdown_reference(title, cls))
     return "\n".join(parts)
+
+
+def write_readme_reference(readme: Path | None = None) -> Path:
+    """Replace the generated section of the README (between the markers) in place."""
+    path = readme or Path(__file__).resolve().parents[1] / "README.md"
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n\n{render_reference().strip()}\n\n{END}{tail}")
+    return path

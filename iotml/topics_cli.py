@@ -46,8 +46,12 @@ def list_topics(**kwargs: Any) -> None:
 
 
 @click.command("config-reference", hidden=True)
-def config_reference() -> None:
+@click.option("--write-readme", is_flag=True, help="Rewrite the reference inside README.md.")
+def config_reference(write_readme: bool) -> None:
     """Print the configuration reference (Markdown) generated from every service's settings."""
-    from iotml.reference import render_reference
+    from iotml.reference import render_reference, write_readme_reference
 
-    click.echo(render_reference(), nl=False)
+    if write_readme:
+        click.echo(f"updated {write_readme_reference()}")
+    else:
+        click.echo(render_reference(), nl=False)

@@ -60,6 +60,16 @@ def up(**kwargs: Any) -> None:
     click.echo(f"IOTML_MQTT_URL={mqtt.url}")
 
 
+@stack.command("fetch")
+@settings_options(StackSettings)
+def fetch(**kwargs: Any) -> None:
+    """Resolve and cache the Kafka jars from Maven Central (done by `up` when needed)."""
+    from iotml.stack.jars import kafka_libs
+
+    s = build_settings(StackSettings, kwargs)
+    click.echo(f"kafka {s.kafka_version} jars: {kafka_libs(s.cache_dir, s.kafka_version)}")
+
+
 @stack.command("down")
 @settings_options(StackSettings)
 def down(**kwargs: Any) -> None:
