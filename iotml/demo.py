@@ -1,0 +1,288 @@
+"""``iotml demo``: the whole pipeline on one machine, without Docker.
+
+Brings up the local stack (real Kafka 4 and Mosquitto), ensures the topics, trains a model
+on synthetic history when the registry has none, starts bridge, processor and simulator as
+child processes, and shows the latest prediction and the open alerts per device. Ctrl-C (or
+``--duration``) stops the children, then the brokers if the demo started them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import Field
+
+from iotml.logs import setup_logging
+from iotml.options import build_settings, settings_options
+from iotml.stack.procs import free_port, stop_pid
+from iotml.stack.settings import StackSettings, _default_home
+
+
+class DemoSettings(StackSettings):
+    """Settings of ``iotml demo`` (plus those of ``iotml stack``)."""
+
+    model_registry: Path = Field(
+        default_factory=lambda: _default_home() / "models",
+        description="Model registry; a model is trained on synthetic history if it has none.",
+    )
+    model_name: str = Field("temperature", description="Model name in the registry.")
+    devices: int = Field(6, ge=1, le=1000, description="Simulated devices.")
+    fault: str = Field(
+        "dev-3:overheat",
+        description="Fault injected by the simulator, as DEVICE:KIND (see `iotml simulate --help`).",
+    )
+    duration: float = Field(0, ge=0, description="Stop after this many seconds (0: until Ctrl-C).")
+    plain: bool = Field(
+        False, description="Plain line output instead of the live table (for logs/tests)."
+    )
+    window: str = Field("10s", description="Window of the demo model (when one is trained).")
+    horizon: str = Field("30s", description="Forecast horizon of the demo model (when trained).")
+
+
+@dataclass
+class _View:
+    """The latest prediction and the open alerts per device."""
+
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_alerts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    n_predictions: int = 0
+    n_alert_events: int = 0
+    alerted_devices: set[str] = field(default_factory=set)
+
+    def on_prediction(self, p: dict[str, Any]) -> str:
+        self.predictions[p["device_id"]] = p
+        self.n_predictions += 1
+        return (
+            f"prediction device={p['device_id']} window_end={_hms(p['window_end'])} "
+            f"last={p['last_value']:.2f} forecast(+{p['horizon_ms'] // 1000}s)={p['forecast']:.2f} "
+            f"model={p['model_version']}"
+        )
+
+    def on_alert(self, a: dict[str, Any]) -> str:
+        self.n_alert_events += 1
+        per_device = self.open_alerts.setdefault(a["device_id"], {})
+        if a["event"] == "open":
+            per_device[a["alert_id"]] = a
+            self.alerted_devices.add(a["device_id"])
+        else:
+            per_device.pop(a["alert_id"], None)
+        return (
+            f"alert {a['event']} device={a['device_id']} type={a['type']} "
+            f"id={a['alert_id']} at={_hms(a['ts'])} value={a.get('value')}"
+        )
+
+    def table(self) -> str:
+        lines = [
+            f"{'device':<12} {'window end':>10} {'last':>8} {'forecast':>9}  {'model':<16} open alerts",
+            "-" * 78,
+        ]
+        for device in sorted(set(self.predictions) | set(self.open_alerts)):
+            p = self.predictions.get(device)
+            alerts = ", ".join(sorted(a["type"] for a in self.open_alerts.get(device, {}).values()))
+            if p:
+                lines.append(
+                    f"{device:<12} {_hms(p['window_end']):>10} {p['last_value']:>8.2f} "
+                    f"{p['forecast']:>9.2f}  {p['model_version']:<16} {alerts}"
+                )
+            else:
+                lines.append(f"{device:<12} {'':>10} {'':>8} {'':>9}  {'':<16} {alerts}")
+        lines.append("")
+        lines.append(
+            f"{self.n_predictions} predictions, {self.n_alert_events} alert events.  Ctrl-C stops."
+        )
+        return "\n".join(lines)
+
+
+def _hms(ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTML_")}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 (closed when the child exits)
+    return subprocess.Popen(
+        [sys.executable, "-m", "iotml", *args],
+        env=_child_env(env),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
+    )
+
+
+def _has_model(registry: Path, name: str) -> bool:
+    return (registry / name / "latest").exists()
+
+
+def run_demo(s: DemoSettings) -> _View:
+    from confluent_kafka import Consumer
+
+    from iotml.stack.cli import brokers, stack_up
+
+    kafka, mqtt = brokers(s)
+    started_stack = not (kafka.running() and mqtt.running())
+    stack_up(s)
+    bootstrap = f"127.0.0.1:{kafka.port}"
+    logs = s.stack_dir / "demo-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    common = {"IOTML_KAFKA_BOOTSTRAP": bootstrap, "IOTML_LOG_LEVEL": s.log_level}
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    view = _View()
+    try:
+        if not _has_model(s.model_registry, s.model_name):
+            click.echo(
+                f"no model {s.model_name!r} in {s.model_registry}: training one on "
+                "synthetic history ...",
+                err=True,
+            )
+            train = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "iotml",
+                    "train",
+                    "--input",
+                    f"synthetic://devices={s.devices},days=1,step=1s",
+                    "--window",
+                    s.window,
+                    "--horizon",
+                    s.horizon,
+                    "--name",
+                    s.model_name,
+                    "--out",
+                    str(s.model_registry),
+                ],
+                env=_child_env(common),
+            )
+            if train.returncode != 0:
+                raise click.ClickException("training the demo model failed (see above)")
+        state_dir = s.stack_dir / "processor-state"
+        children.append(
+            (
+                "bridge",
+                _start(
+                    "bridge",
+                    ["bridge"],
+                    {**common, "IOTML_MQTT_URL": mqtt.url, "IOTML_HTTP_PORT": str(free_port())},
+                    logs,
+                ),
+            )
+        )
+        children.append(
+            (
+                "processor",
+                _start(
+                    "processor",
+                    ["processor"],
+                    {
+                        **common,
+                        "IOTML_MODEL_REGISTRY": str(s.model_registry),
+                        "IOTML_MODEL_NAME": s.model_name,
+                        "IOTML_STATE_DIR": str(state_dir),
+                        "IOTML_HTTP_PORT": str(free_port()),
+                    },
+                    logs,
+                ),
+            )
+        )
+        children.append(
+            (
+                "simulator",
+                _start(
+                    "simulator",
+                    ["simulate", "--devices", str(s.devices), "--fault", s.fault],
+                    {**common, "IOTML_MQTT_URL": mqtt.url},
+                    logs,
+                ),
+            )
+        )
+        click.echo(f"bridge, processor and simulator running; logs in {logs}", err=True)
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"iotml-demo-{os.getpid()}-{time.time_ns()}",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([s.topic_predictions, s.topic_alerts])
+        started = time.monotonic()
+        last_draw = 0.0
+        try:
+            while not stopping:
+                if s.duration and time.monotonic() - started >= s.duration:
+                    break
+                for name, child in children:
+                    if child.poll() is not None:
+                        raise click.ClickException(
+                            f"{name} exited with status {child.returncode}; see {logs / (name + '.log')}"
+                        )
+                for msg in consumer.consume(500, 0.5):
+                    if msg.error() or msg.value() is None:
+                        continue
+                    record = json.loads(msg.value())
+                    line = (
+                        view.on_prediction(record)
+                        if msg.topic() == s.topic_predictions
+                        else view.on_alert(record)
+                    )
+                    if s.plain:
+                        click.echo(line)
+                if not s.plain and time.monotonic() - last_draw >= 1.0:
+                    click.echo("\x1b[2J\x1b[H" + view.table())
+                    last_draw = time.monotonic()
+        finally:
+            consumer.close()
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for name, child in reversed(children):
+            if child.poll() is None:
+                stop_pid(child.pid, 30)
+            child.wait()
+            click.echo(f"{name}: stopped", err=True)
+        if started_stack:
+            kafka.stop()
+            mqtt.stop()
+            click.echo("stack: stopped", err=True)
+    click.echo(
+        f"demo: {view.n_predictions} predictions, {view.n_alert_events} alert events, "
+        f"alerts on {sorted(view.alerted_devices)}"
+    )
+    return view
+
+
+@click.command("demo")
+@settings_options(DemoSettings)
+def demo(**kwargs: Any) -> None:
+    """Run the whole pipeline locally: real Kafka + Mosquitto, bridge, processor, simulator.
+
+    Trains a model on synthetic history first when the registry has none. Shows the latest
+    prediction and open alerts per device; Ctrl-C stops everything cleanly.
+    """
+    s = build_settings(DemoSettings, kwargs)
+    setup_logging(s.log_level)
+    run_demo(s)
