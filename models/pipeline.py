@@ -1,0 +1,263 @@
+"""The per-device pipeline: readings -> closed windows -> feature rows -> alerts.
+
+Pure functions over a plain, JSON-serialisable :class:`DeviceState` (the processor keeps it
+in quixstreams state; ``iotml evaluate``/``batch`` keep it in a dict). Per closed window,
+callers do::
+
+    state, row = close_window(state, stats, spec)
+    forecast = forecaster.predict(row.vector[None])[0] if row else None   # batch this
+    state, alerts = step_alerts(state, stats, forecast, spec, params, model_version)
+
+and per reading ``observe`` (clears ``device_silent``); ``silence`` opens ``device_silent``
+from the processor's clock. ``add_reading``/``advance`` are an optional windower with the
+lateness rule below, which ``iotml batch``/``evaluate`` use:
+
+* a window ``[s, e)`` closes once the device's watermark (largest event time seen)
+  reaches ``e + grace_ms``;
+* a reading whose window has already closed is **late**: it is not used (the processor
+  dead-letters it; the replay counts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from iotml.records import Alert, Prediction
+from models.alerts import AlertParams, Check, EpisodeState, empty_episodes, step_episode
+from models.features import FeatureRow, FeatureSpec, WindowStats, feature_row, window_bounds
+
+STATE_FORMAT = 1
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """Everything the pipeline remembers about one device."""
+
+    device_id: str
+    history: list[WindowStats] = field(default_factory=list)  # last k + 1 closed windows
+    pending: dict[int, float] = field(default_factory=dict)  # target window end -> forecast
+    episodes: dict[str, EpisodeState] = field(default_factory=empty_episodes)
+    last_seen: int | None = None  # largest event time of a reading (device_silent)
+    watermark: int | None = None  # windower: largest event time accepted
+    buffer: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # open windows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "device_id": self.device_id,
+            "history": [w.to_dict() for w in self.history],
+            "pending": [[t, f] for t, f in sorted(self.pending.items())],
+            "episodes": {k: e.to_dict() for k, e in self.episodes.items()},
+            "last_seen": self.last_seen,
+            "watermark": self.watermark,
+            "buffer": [[s, [[t, v] for t, v in pts]] for s, pts in sorted(self.buffer.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> DeviceState:
+        episodes = empty_episodes()
+        for kind, e in (obj.get("episodes") or {}).items():
+            episodes[kind] = EpisodeState.from_dict(e)
+        return cls(
+            device_id=str(obj["device_id"]),
+            history=[WindowStats.from_dict(w) for w in obj.get("history", [])],
+            pending={int(t): float(f) for t, f in obj.get("pending", [])},
+            episodes=episodes,
+            last_seen=obj.get("last_seen"),
+            watermark=obj.get("watermark"),
+            buffer={
+                int(s): [(int(t), float(v)) for t, v in pts] for s, pts in obj.get("buffer", [])
+            },
+        )
+
+    def copy(self) -> DeviceState:
+        return DeviceState.from_dict(self.to_dict())
+
+
+def new_state(device_id: str) -> DeviceState:
+    return DeviceState(device_id=device_id)
+
+
+def close_window(
+    state: DeviceState, stats: WindowStats, spec: FeatureSpec
+) -> tuple[DeviceState, FeatureRow | None]:
+    """Append a closed window to the history; the feature row when there is enough
+    contiguous, usable history (see :mod:`models.features`), else ``None``."""
+    history = [w for w in state.history if w.start < stats.start][-spec.k :] if spec.k else []
+    history.append(stats)
+    new = _evolve(state, history=history)
+    return new, feature_row(history, spec)
+
+
+def step_alerts(
+    state: DeviceState,
+    stats: WindowStats,
+    forecast: float | None,
+    spec: FeatureSpec,
+    params: AlertParams,
+    model_version: str | None,
+) -> tuple[DeviceState, list[Alert]]:
+    """Run the alert rule for a closed window (after :func:`close_window` and the model).
+
+    ``forecast`` is the model's forecast for ``stats.end + spec.horizon_ms`` (``None`` when
+    no feature row was produced); it is remembered to score the window it targets."""
+    t = stats.end
+    pending = {k: v for k, v in state.pending.items() if k >= t}
+    earlier = pending.pop(t, None)
+    if forecast is not None:
+        pending[t + spec.horizon_ms] = float(forecast)
+    checks = [
+        Check(
+            "overheat_predicted",
+            forecast is not None
+            and params.overheat_threshold is not None
+            and forecast > params.overheat_threshold,
+            forecast,
+            params.overheat_threshold,
+            f"forecast {_fmt(forecast)} for +{spec.horizon_ms // 60000} min above "
+            f"{_fmt(params.overheat_threshold)}",
+        ),
+        _anomaly(stats.last, earlier, params),
+        _range(stats.mean, params),
+    ]
+    episodes = dict(state.episodes)
+    alerts: list[Alert] = []
+    for check in checks:
+        episodes[check.kind], alert = step_episode(
+            episodes[check.kind], check, t, state.device_id, params, model_version
+        )
+        if alert is not None:
+            alerts.append(alert)
+    return _evolve(state, pending=pending, episodes=episodes), alerts
+
+
+def observe(
+    state: DeviceState, ts: int, model_version: str | None = None
+) -> tuple[DeviceState, list[Alert]]:
+    """A reading at event time ``ts`` arrived: update ``last_seen``; clear an open
+    ``device_silent`` episode."""
+    last_seen = ts if state.last_seen is None else max(state.last_seen, ts)
+    silent = state.episodes["device_silent"]
+    if not silent.open:
+        if last_seen == state.last_seen:
+            return state, []
+        return _evolve(state, last_seen=last_seen), []
+    episodes = dict(state.episodes)
+    episodes["device_silent"], alert = step_episode(
+        silent,
+        Check("device_silent", False),
+        ts,
+        state.device_id,
+        AlertParams(),
+        model_version,
+    )
+    return _evolve(state, last_seen=last_seen, episodes=episodes), [alert] if alert else []
+
+
+def silence(
+    state: DeviceState, now_ms: int, params: AlertParams, model_version: str | None = None
+) -> tuple[DeviceState, list[Alert]]:
+    """Open ``device_silent`` when no reading arrived for ``params.silence_ms`` of event
+    time before ``now_ms``. The episode starts at ``last_seen + silence_ms`` whatever the
+    clock tick, so its ``alert_id`` is deterministic."""
+    silent = state.episodes["device_silent"]
+    if params.silence_ms <= 0 or state.last_seen is None or silent.open:
+        return state, []
+    start = state.last_seen + params.silence_ms
+    if now_ms < start:
+        return state, []
+    pending = EpisodeState(episode_start=start, open=False, last_cleared=silent.last_cleared)
+    quiet_min = params.silence_ms // 60000
+    check = Check("device_silent", True, None, None, f"no reading for {quiet_min} min")
+    # min_duration applies to the model-driven alerts; silence_ms is this one's duration
+    rule = AlertParams(cooldown_ms=params.cooldown_ms)
+    new_ep, alert = step_episode(pending, check, start, state.device_id, rule, model_version)
+    if alert is None:
+        return state, []
+    episodes = dict(state.episodes)
+    episodes["device_silent"] = new_ep
+    return _evolve(state, episodes=episodes), [alert]
+
+
+def add_reading(
+    state: DeviceState, ts: int, value: float, spec: FeatureSpec, grace_ms: int = 0
+) -> tuple[DeviceState, list[WindowStats], bool]:
+    """Windower: add one reading; returns the new state, the windows it closed (oldest
+    first) and whether the reading was late (then it was not used)."""
+    start, end = window_bounds(ts, spec.window_ms)
+    if state.watermark is not None and end + grace_ms <= state.watermark:
+        return state, [], True
+    buffer = dict(state.buffer)
+    buffer[start] = [*buffer.get(start, []), (ts, float(value))]
+    watermark = ts if state.watermark is None else max(state.watermark, ts)
+    new = _evolve(state, buffer=buffer, watermark=watermark)
+    new, closed = advance(new, watermark, spec, grace_ms)
+    return new, closed, False
+
+
+def advance(
+    state: DeviceState, watermark: int, spec: FeatureSpec, grace_ms: int = 0
+) -> tuple[DeviceState, list[WindowStats]]:
+    """Close the buffered windows with ``end + grace_ms <= watermark`` (oldest first)."""
+    done = sorted(s for s in state.buffer if s + spec.window_ms + grace_ms <= watermark)
+    if not done:
+        return state, []
+    buffer = {s: pts for s, pts in state.buffer.items() if s not in done}
+    closed = [WindowStats.from_points(state.buffer[s], s, s + spec.window_ms) for s in done]
+    mark = watermark if state.watermark is None else max(state.watermark, watermark)
+    return _evolve(state, buffer=buffer, watermark=mark), closed
+
+
+def make_prediction(
+    device_id: str,
+    row: FeatureRow,
+    forecast: float,
+    spec: FeatureSpec,
+    model_name: str,
+    model_version: str,
+) -> Prediction:
+    """The ``predictions`` record for a feature row and its forecast."""
+    return Prediction(
+        device_id=device_id,
+        metric=spec.metric,
+        window_start=row.window_start,
+        window_end=row.window_end,
+        horizon_ms=spec.horizon_ms,
+        target_ts=row.window_end + spec.horizon_ms,
+        forecast=float(forecast),
+        last_value=row.last_value,
+        features=row.features,
+        model_name=model_name,
+        model_version=model_version,
+    )
+
+
+def _anomaly(actual: float, earlier: float | None, params: AlertParams) -> Check:
+    if earlier is None or params.residual_threshold is None:
+        return Check("anomaly", False)
+    residual = actual - earlier
+    return Check(
+        "anomaly",
+        abs(residual) > params.residual_threshold,
+        actual,
+        params.residual_threshold,
+        f"actual {actual:.3f} vs forecast {earlier:.3f} (residual {residual:+.3f})",
+    )
+
+
+def _range(mean: float, params: AlertParams) -> Check:
+    if params.low_limit is not None and mean < params.low_limit:
+        return Check("out_of_range", True, mean, params.low_limit, f"mean {mean:.3f} below limit")
+    if params.high_limit is not None and mean > params.high_limit:
+        return Check("out_of_range", True, mean, params.high_limit, f"mean {mean:.3f} above limit")
+    return Check("out_of_range", False, mean)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _evolve(state: DeviceState, **changes: Any) -> DeviceState:
+    return replace(state, **changes)

@@ -1,0 +1,224 @@
+"""The model registry: ``<root>/<name>/<version>/`` directories and a ``LATEST`` pointer.
+
+A version directory holds ``manifest.json`` (feature spec, alert parameters, training data
+range, validation metrics, library versions), ``model.keras`` and ``scaler.json``. Versions
+are ``v0001``, ``v0002``...; a version is written in a temporary directory and renamed into
+place, and ``LATEST`` is replaced atomically, so a reader never sees half a version.
+This module does not import TensorFlow; :meth:`Registry.load` does, to build the forecaster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.alerts import AlertParams
+from models.errors import ArtifactNotFound, IncompatibleArtifact, ModelError
+from models.features import FeatureSpec
+
+if TYPE_CHECKING:
+    from models.forecaster import Forecaster
+
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+MANIFEST_FORMAT = 1
+_VERSION = re.compile(r"^v(\d{4,})$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One loaded model version."""
+
+    name: str
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    spec: FeatureSpec
+    alert_params: AlertParams
+    forecaster: Forecaster | None = field(default=None, repr=False)
+
+    def compatible_with(self, other: Artifact) -> str | None:
+        """Why ``other`` cannot replace this artifact in a running processor (its per-device
+        state would not fit), or ``None`` when it can be swapped in live."""
+        a, b = self.spec, other.spec
+        for what, x, y in (
+            ("metric", a.metric, b.metric),
+            ("window", a.window_ms, b.window_ms),
+            ("k", a.k, b.k),
+            ("features", a.names(), b.names()),
+            ("min_count", a.min_count, b.min_count),
+        ):
+            if x != y:
+                return f"{what} differs ({x} -> {y}): a restart is needed"
+        return None
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ModelError(f"invalid model name {name!r} (letters, digits, '.', '_', '-')")
+    return name
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def parse_manifest(obj: Mapping[str, Any]) -> tuple[FeatureSpec, AlertParams]:
+    """The feature spec and alert parameters of a manifest; :class:`IncompatibleArtifact`
+    when this code cannot use it."""
+    if obj.get("format") != MANIFEST_FORMAT:
+        raise IncompatibleArtifact(
+            f"manifest format {obj.get('format')!r} is not supported (expected {MANIFEST_FORMAT})"
+        )
+    if not isinstance(obj.get("spec"), dict):
+        raise IncompatibleArtifact("manifest has no feature spec")
+    spec = FeatureSpec.from_dict(obj["spec"])
+    try:
+        params = AlertParams.from_dict(obj.get("alert_params") or {})
+    except TypeError as exc:
+        raise IncompatibleArtifact(f"invalid alert parameters: {exc}") from None
+    return spec, params
+
+
+class Registry:
+    """Model versions under ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME.match(p.name))
+
+    def versions(self, name: str) -> list[str]:
+        """Complete versions of ``name``, oldest first."""
+        base = self.root / _check_name(name)
+        if not base.is_dir():
+            return []
+        found = [
+            p.name for p in base.iterdir() if _VERSION.match(p.name) and (p / MANIFEST).is_file()
+        ]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def latest(self, name: str) -> str | None:
+        """The version ``LATEST`` points at, or ``None`` when nothing was published."""
+        pointer = self.root / _check_name(name) / LATEST
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return version or None
+
+    def path(self, name: str, version: str) -> Path:
+        path = self.root / _check_name(name) / version
+        if not _VERSION.match(version) or not (path / MANIFEST).is_file():
+            raise ArtifactNotFound(f"model {name!r} has no version {version!r} in {self.root}")
+        return path
+
+    def manifest(self, name: str, version: str | None = None) -> dict[str, Any]:
+        version = self._resolve(name, version)
+        try:
+            text = (self.path(name, version) / MANIFEST).read_text(encoding="utf-8")
+            obj = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise IncompatibleArtifact(f"{name} {version}: unreadable manifest: {exc}") from None
+        if not isinstance(obj, dict):
+            raise IncompatibleArtifact(f"{name} {version}: manifest is not a JSON object")
+        return obj
+
+    def load(self, name: str, version: str | None = None, with_model: bool = True) -> Artifact:
+        """Load a version (default: ``LATEST``), checking its manifest; with ``with_model``
+        also the scaler and Keras model into :attr:`Artifact.forecaster` (imports TF)."""
+        version = self._resolve(name, version)
+        manifest = self.manifest(name, version)
+        spec, params = parse_manifest(manifest)
+        path = self.path(name, version)
+        forecaster = None
+        if with_model:
+            from models.forecaster import Forecaster
+
+            forecaster = Forecaster.load(path, manifest)
+        return Artifact(name, version, path, manifest, spec, params, forecaster)
+
+    def promote(self, name: str, version: str) -> None:
+        """Point ``LATEST`` at ``version`` (roll forward or back); checks its manifest."""
+        manifest = self.manifest(name, version)
+        parse_manifest(manifest)
+        _write_atomic(self.root / name / LATEST, version + "\n")
+
+    def publish(self, name: str, build: Any, promote: bool = True) -> str:
+        """Write a new version: ``build(directory) -> manifest`` fills a temporary directory,
+        which is then renamed to the next free version number. Returns the version."""
+        base = self.root / _check_name(name)
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            manifest = dict(build(tmp))
+            for child in tmp.iterdir():
+                if child.is_file():
+                    with open(child, "rb") as fh:
+                        os.fsync(fh.fileno())
+            existing = [int(p.name[1:]) for p in base.iterdir() if _VERSION.match(p.name)]
+            number = max(existing, default=0) + 1
+            while True:
+                version = f"v{number:04d}"
+                manifest.update({"format": MANIFEST_FORMAT, "name": name, "version": version})
+                _write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+                try:
+                    os.rename(tmp, base / version)
+                except OSError:
+                    if (base / version).exists():
+                        number += 1  # another trainer took this number
+                        continue
+                    raise
+                _fsync_dir(base)
+                break
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if promote:
+            self.promote(name, version)
+        return version
+
+    def _resolve(self, name: str, version: str | None) -> str:
+        if version in (None, "", "latest"):
+            latest = self.latest(name)
+            if latest is None:
+                raise ArtifactNotFound(f"model {name!r} has no published version in {self.root}")
+            return latest
+        return version
+
+
+def load_path(path: str | os.PathLike[str], with_model: bool = True) -> Artifact:
+    """Load from a version directory (``<root>/<name>/<version>``) or a model directory
+    (``<root>/<name>``, following ``LATEST``)."""
+    p = Path(path)
+    if (p / MANIFEST).is_file():
+        return Registry(p.parent.parent).load(p.parent.name, p.name, with_model)
+    if p.is_dir():
+        return Registry(p.parent).load(p.name, None, with_model)
+    raise ArtifactNotFound(f"{p} is neither a model version nor a model directory")

@@ -1,0 +1,62 @@
+"""The documented rule that learns alert thresholds from training/validation data.
+
+* ``residual_threshold`` = ``residual_factor`` x the ``residual_quantile`` quantile of the
+  absolute forecast residuals on the **validation** part (never the evaluation data);
+* ``low_limit`` / ``high_limit`` = the ``range_quantile`` / ``1 - range_quantile`` quantiles
+  of the training readings, widened on each side by ``range_margin`` x their distance;
+* ``overheat_threshold`` = ``high_limit`` (a forecast beyond the normal range);
+* ``min_duration_ms``, ``cooldown_ms`` and ``silence_ms`` are taken as configured.
+
+Any threshold given explicitly (``iotml train --alert-...``) overrides the learned value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from models.alerts import AlertParams
+from models.features import FeatureSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    residual_quantile: float = 0.99
+    residual_factor: float = 1.5
+    range_quantile: float = 0.001
+    range_margin: float = 0.1
+    min_duration_ms: int = 0
+    cooldown_ms: int = 6 * 3_600_000
+    silence_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def learn_alert_params(
+    values: np.ndarray,
+    val_residuals: np.ndarray,
+    val_forecasts: np.ndarray,
+    spec: FeatureSpec,
+    rule: AlertRule,
+    overrides: Mapping[str, Any] | None = None,
+) -> AlertParams:
+    """Alert parameters from training readings and validation residuals (see module doc)."""
+    del val_forecasts, spec  # part of the signature for rules that need them
+    residual = float(np.quantile(np.abs(val_residuals), rule.residual_quantile))
+    lo, hi = np.quantile(values, [rule.range_quantile, 1.0 - rule.range_quantile])
+    margin = rule.range_margin * float(hi - lo)
+    params = AlertParams(
+        overheat_threshold=round(float(hi) + margin, 6),
+        residual_threshold=round(rule.residual_factor * residual, 6),
+        low_limit=round(float(lo) - margin, 6),
+        high_limit=round(float(hi) + margin, 6),
+        min_duration_ms=rule.min_duration_ms,
+        cooldown_ms=rule.cooldown_ms,
+        silence_ms=rule.silence_ms,
+        rule="learned: " + ", ".join(f"{k}={v}" for k, v in rule.to_dict().items()),
+    )
+    return params.with_overrides(**dict(overrides or {}))
