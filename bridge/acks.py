@@ -1,0 +1,72 @@
+"""MQTT acknowledgements released only after Kafka confirmed, in receive order.
+
+MQTT requires PUBACKs in the order the PUBLISH packets arrived, while Kafka confirms
+records out of order (different partitions, retries). Messages are grouped in
+:class:`AckBatch` es, one per read of the MQTT socket; a batch's acks are released when
+every record of it and of every earlier batch is confirmed. A batch received on an
+earlier MQTT connection is never acked on the new one (its packet ids mean nothing
+there); the broker redelivers those messages to the persistent session instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+
+class AckBatch:
+    """Messages read together. ``delivered`` is the confluent-kafka delivery callback."""
+
+    __slots__ = ("failures", "generation", "mids", "remaining", "size", "started")
+
+    def __init__(
+        self, mids: list[int], size: int, generation: int, failures: list[tuple[Any, Any, Any]]
+    ) -> None:
+        self.mids = mids  # packet ids to ack (QoS 1), in receive order
+        self.size = size  # messages in the batch, acked or not (QoS 0)
+        self.remaining = 0  # Kafka records produced and not yet confirmed
+        self.generation = generation
+        self.failures = failures
+        self.started = time.monotonic()
+
+    def delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.remaining -= 1
+        else:
+            self.failures.append((self, err, msg))
+
+
+class AckQueue:
+    """Batches in receive order."""
+
+    def __init__(self) -> None:
+        self._batches: deque[AckBatch] = deque()
+        self.failures: list[tuple[AckBatch, Any, Any]] = []
+        self.in_flight = 0  # messages read and not yet released
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def open(self, mids: list[int], size: int, generation: int) -> AckBatch:
+        batch = AckBatch(mids, size, generation, self.failures)
+        self._batches.append(batch)
+        self.in_flight += size
+        return batch
+
+    def ready(self) -> Iterator[AckBatch]:
+        """Pop the batches at the head whose records are all confirmed, oldest first."""
+        batches = self._batches
+        while batches and batches[0].remaining == 0:
+            batch = batches.popleft()
+            self.in_flight -= batch.size
+            yield batch
+
+    def drop_all(self) -> int:
+        """Forget every batch (their messages will be redelivered); the count of messages."""
+        n = self.in_flight
+        self._batches.clear()
+        self.failures.clear()
+        self.in_flight = 0
+        return n
