@@ -19,7 +19,16 @@ from typing import Any
 class AckBatch:
     """Messages read together. ``delivered`` is the confluent-kafka delivery callback."""
 
-    __slots__ = ("failures", "generation", "mids", "remaining", "size", "started")
+    __slots__ = (
+        "dead",
+        "failures",
+        "generation",
+        "mids",
+        "readings",
+        "remaining",
+        "size",
+        "started",
+    )
 
     def __init__(
         self, mids: list[int], size: int, generation: int, failures: list[tuple[Any, Any, Any]]
@@ -27,6 +36,8 @@ class AckBatch:
         self.mids = mids  # packet ids to ack (QoS 1), in receive order
         self.size = size  # messages in the batch, acked or not (QoS 0)
         self.remaining = 0  # Kafka records produced and not yet confirmed
+        self.readings = 0  # records for the readings topics
+        self.dead = 0  # records for the dead-letter topic
         self.generation = generation
         self.failures = failures
         self.started = time.monotonic()

@@ -71,7 +71,7 @@ def parse_timestamp(value: object) -> int:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
                 raise RecordError(
-                    "bad_timestamp", f"cannot read timestamp {value[:64]!r}"
+                    "bad_timestamp", f"cannot read timestamp {text[:64]!r}"
                 ) from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)

@@ -1,0 +1,44 @@
+"""``iotml bridge``."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import click
+
+from bridge.settings import BridgeSettings
+from iotml.http import HealthServer
+from iotml.logs import setup_logging
+from iotml.options import build_settings, settings_options
+
+
+@click.command("bridge")
+@settings_options(BridgeSettings)
+def bridge(**kwargs: Any) -> None:
+    """Republish MQTT sensor topics into Kafka, at least once, end to end.
+
+    Each message matching a route becomes a canonical reading on its Kafka topic (keyed
+    by device, stamped with its event time, with the MQTT topic, QoS, retain flag,
+    receive time and MQTT 5 properties in headers); anything else goes to the dead-letter
+    topic with a reason. MQTT messages are acknowledged only after Kafka confirmed them,
+    in the order they arrived; the broker keeps the rest in this bridge's persistent
+    session. SIGTERM: stop reading, flush Kafka, ack what was delivered, exit.
+    """
+    from bridge.runtime import Bridge
+
+    settings = build_settings(BridgeSettings, kwargs)
+    setup_logging(settings.log_level)
+    service = Bridge(settings)
+    server = None
+    if settings.http_port:
+        server = HealthServer(
+            service.metrics.registry, service.ready, settings.http_host, settings.http_port
+        ).start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    try:
+        service.run()
+    finally:
+        if server is not None:
+            server.stop()
