@@ -1,0 +1,80 @@
+"""Settings of ``iotml processor`` (every ``IOTML_*`` variable it reads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from iotml.durations import parse_duration_ms as D
+from iotml.settings import DurationMs, HttpSettings, KafkaSettings
+from iotml.topics import TopicNames
+
+
+class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
+    """``iotml processor``: readings -> per-device windows -> forecasts and alerts."""
+
+    model_registry: Path = Field(
+        Path("models-registry"),
+        description="Model registry directory (the layout `iotml train --out` writes).",
+    )
+    model_name: str = Field(
+        "machine-temperature",
+        description="Model name in the registry; the processor follows its LATEST pointer.",
+    )
+    consumer_group: str = Field(
+        "iotml-processor",
+        description="Kafka consumer group. Replicas with the same group split the "
+        "partitions of the readings topic.",
+    )
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once",
+        description="at-least-once: a crash may repeat outputs (same alert_id); "
+        "exactly-once: outputs, state and offsets commit in one Kafka transaction.",
+    )
+    commit_interval: DurationMs = Field(
+        D("1s"),
+        description="How often offsets, state and (exactly-once) the output transaction "
+        "are committed. Under exactly-once, consumers see outputs only after a commit.",
+    )
+    grace_period: DurationMs = Field(
+        D("0s"),
+        description="How long after a window's end (in the device's event time) readings "
+        "for it are still accepted. Later readings are dead-lettered with reason late.",
+    )
+    idle_timeout: DurationMs | None = Field(
+        None,
+        description="A device whose last reading is this far behind its partition's event "
+        "time gets its windows closed by the partition clock (quiet devices). "
+        "Default: one model window plus the grace period.",
+    )
+    silence_timeout: DurationMs | None = Field(
+        None,
+        description="Event time without readings after which device_silent opens "
+        "(default: the model's alert parameters; 0 disables).",
+    )
+    heartbeat_interval: DurationMs = Field(
+        D("5s"),
+        description="Wall time a partition must be idle (and fully consumed) before the "
+        "processor writes a heartbeat into it, advancing its event time by the idle time "
+        "so that quiet devices' windows close. 0 disables heartbeats.",
+    )
+    reload_interval: DurationMs = Field(
+        D("10s"), description="How often the registry's LATEST pointer is checked."
+    )
+    state_dir: Path = Field(
+        Path("state"),
+        description="Local state directory (RocksDB); rebuilt from changelog topics if lost.",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new consumer group starts reading."
+    )
+
+    @model_validator(mode="after")
+    def _check_processor(self) -> ProcessorSettings:
+        if self.commit_interval <= 0:
+            raise ValueError("IOTML_COMMIT_INTERVAL must be positive")
+        if self.reload_interval <= 0:
+            raise ValueError("IOTML_RELOAD_INTERVAL must be positive")
+        return self
