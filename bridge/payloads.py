@@ -70,9 +70,7 @@ def parse_timestamp(value: object) -> int:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise RecordError(
-                    "bad_timestamp", f"cannot read timestamp {text[:64]!r}"
-                ) from None
+                raise RecordError("bad_timestamp", f"cannot read timestamp {text[:64]!r}") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return int(parsed.timestamp() * 1000)
