@@ -28,8 +28,20 @@ from models.errors import IncompatibleArtifact
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
-#: Statistics of the closed window, in vector order.
-CURRENT = ("mean", "min", "max", "std", "first", "last", "slope", "count", "tod_sin", "tod_cos")
+#: Statistics of the closed window, in vector order. Besides ``last`` (the level), values
+#: are relative to the window's last value, so the network learns shapes, not levels.
+CURRENT = (
+    "last",
+    "mean_delta",
+    "min_delta",
+    "max_delta",
+    "first_delta",
+    "std",
+    "slope",
+    "count",
+    "tod_sin",
+    "tod_cos",
+)
 #: Per previous window i = 1..k: its mean and last value relative to the current last value.
 LAGGED = ("mean_delta", "last_delta")
 FEATURE_FORMAT = 1
@@ -207,12 +219,12 @@ def feature_row(history: Sequence[WindowStats], spec: FeatureSpec) -> FeatureRow
             return None
     phase = 2.0 * math.pi * (cur.start % DAY_MS) / DAY_MS
     values: list[float] = [
-        cur.mean,
-        cur.min,
-        cur.max,
-        cur.std,
-        cur.first,
         cur.last,
+        cur.mean - cur.last,
+        cur.min - cur.last,
+        cur.max - cur.last,
+        cur.first - cur.last,
+        cur.std,
         cur.slope,
         float(cur.count),
         math.sin(phase),

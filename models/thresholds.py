@@ -1,11 +1,17 @@
 """The documented rule that learns alert thresholds from training/validation data.
 
-* ``residual_threshold`` = ``residual_factor`` x the ``residual_quantile`` quantile of the
-  absolute forecast residuals on the **validation** part (never the evaluation data);
+* ``residual_threshold`` = ``residual_z`` x the robust standard deviation
+  (1.4826 x median absolute deviation) of the forecast residuals on the **validation**
+  part, i.e. a modified z-score cut (3.5 by default, Iglewicz & Hoaglin's outlier rule);
 * ``low_limit`` / ``high_limit`` = the ``range_quantile`` / ``1 - range_quantile`` quantiles
   of the training readings, widened on each side by ``range_margin`` x their distance;
 * ``overheat_threshold`` = ``high_limit`` (a forecast beyond the normal range);
-* ``min_duration_ms``, ``cooldown_ms`` and ``silence_ms`` are taken as configured.
+* ``min_duration_ms`` = ``min_duration_windows`` x window (default 2: the condition holds at
+  three consecutive window closes), ``cooldown_ms`` = ``cooldown_windows`` x window;
+  ``silence_ms`` as configured (0: off).
+
+The defaults were chosen on the NAB training period only (its two labelled failures
+detected, fewest false alerts there); see ``bench/evaluate_nab.py``.
 
 Any threshold given explicitly (``iotml train --alert-...``) overrides the learned value.
 """
@@ -24,12 +30,11 @@ from models.features import FeatureSpec
 
 @dataclass(frozen=True, slots=True)
 class AlertRule:
-    residual_quantile: float = 0.99
-    residual_factor: float = 1.5
+    residual_z: float = 3.5
     range_quantile: float = 0.001
     range_margin: float = 0.1
-    min_duration_ms: int = 0
-    cooldown_ms: int = 6 * 3_600_000
+    min_duration_windows: int = 2
+    cooldown_windows: int = 24
     silence_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,17 +50,18 @@ def learn_alert_params(
     overrides: Mapping[str, Any] | None = None,
 ) -> AlertParams:
     """Alert parameters from training readings and validation residuals (see module doc)."""
-    del val_forecasts, spec  # part of the signature for rules that need them
-    residual = float(np.quantile(np.abs(val_residuals), rule.residual_quantile))
+    del val_forecasts  # part of the signature for rules that need them
+    centred = val_residuals - np.median(val_residuals)
+    sigma = 1.4826 * float(np.median(np.abs(centred))) or float(np.std(val_residuals)) or 1.0
     lo, hi = np.quantile(values, [rule.range_quantile, 1.0 - rule.range_quantile])
     margin = rule.range_margin * float(hi - lo)
     params = AlertParams(
         overheat_threshold=round(float(hi) + margin, 6),
-        residual_threshold=round(rule.residual_factor * residual, 6),
+        residual_threshold=round(rule.residual_z * sigma, 6),
         low_limit=round(float(lo) - margin, 6),
         high_limit=round(float(hi) + margin, 6),
-        min_duration_ms=rule.min_duration_ms,
-        cooldown_ms=rule.cooldown_ms,
+        min_duration_ms=rule.min_duration_windows * spec.window_ms,
+        cooldown_ms=rule.cooldown_windows * spec.window_ms,
         silence_ms=rule.silence_ms,
         rule="learned: " + ", ".join(f"{k}={v}" for k, v in rule.to_dict().items()),
     )

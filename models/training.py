@@ -31,6 +31,7 @@ class TrainConfig:
     patience: int = 15
     learning_rate: float = 1e-3
     hidden: tuple[int, ...] = (32, 16)
+    loss: str = "mae"  # the score we report; robust to the rare large drops
     val_fraction: float = 0.25
     seed: int = 42
     grace_ms: int = 0
@@ -48,14 +49,16 @@ class TrainResult:
     seconds: float
 
 
-def build_network(n_features: int, hidden: Sequence[int], learning_rate: float) -> Any:
+def build_network(
+    n_features: int, hidden: Sequence[int], learning_rate: float, loss: str = "mae"
+) -> Any:
     import keras
 
     layers: list[Any] = [keras.Input(shape=(n_features,))]
     layers += [keras.layers.Dense(h, activation="relu") for h in hidden]
     layers.append(keras.layers.Dense(1, activation="linear"))
     model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras.losses.Huber(1.0))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     return model
 
 
@@ -98,7 +101,7 @@ def train(
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_network(X.shape[1], config.hidden, config.learning_rate)
+    model = build_network(X.shape[1], config.hidden, config.learning_rate, config.loss)
     progress(
         f"training on {int(train_idx.sum())} windows, validating on {int(val_idx.sum())} "
         f"({len(spec.names())} features, {len(set(w.device_id for w in series.windows))} devices)"
