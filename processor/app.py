@@ -124,7 +124,14 @@ class Processor:
             state_dir=s.state_dir,
             processing_guarantee=s.processing_guarantee,
             loglevel=None,
-            producer_extra_config={"linger.ms": 5},
+            producer_extra_config={
+                "linger.ms": 5,
+                "transaction.timeout.ms": s.transaction_timeout,
+            },
+            consumer_extra_config={
+                "session.timeout.ms": s.session_timeout,
+                "heartbeat.interval.ms": max(min(3000, s.session_timeout // 3), 100),
+            },
             consumer_poll_timeout=0.2,
         )
         readings = app.topic(

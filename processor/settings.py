@@ -67,6 +67,18 @@ class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
         Path("state"),
         description="Local state directory (RocksDB); rebuilt from changelog topics if lost.",
     )
+    session_timeout: DurationMs = Field(
+        D("45s"),
+        description="Kafka consumer session timeout: how long the group waits for a "
+        "replica that stopped answering (kill -9, network loss) before its partitions "
+        "move to the others.",
+    )
+    transaction_timeout: DurationMs = Field(
+        D("60s"),
+        description="exactly-once: the broker aborts a crashed replica's open transaction "
+        "after this long; until then read_committed consumers (and the replica taking "
+        "over its state) wait. Must exceed the commit interval.",
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )
@@ -77,4 +89,6 @@ class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
             raise ValueError("IOTML_COMMIT_INTERVAL must be positive")
         if self.reload_interval <= 0:
             raise ValueError("IOTML_RELOAD_INTERVAL must be positive")
+        if self.transaction_timeout <= self.commit_interval:
+            raise ValueError("IOTML_TRANSACTION_TIMEOUT must exceed IOTML_COMMIT_INTERVAL")
         return self

@@ -257,3 +257,187 @@ def test_nab_fleet_gives_one_prediction_per_closed_window_equal_to_the_batch_pat
 
     dlq = consume_all(kafka_conf, pipeline_topics["topic_processor_dlq"], timeout=5)
     assert dlq == []
+
+
+# -- quiet devices, heartbeats, restart after downtime ------------------------------------
+
+
+def synthetic(devices: list[str], start: int, seconds: int, base: float = 20.0) -> list[Reading]:
+    """1 s readings, interleaved in event-time order."""
+    return [
+        Reading(dev, start + i * 1000, {"temperature": base + d + (i % 17) * 0.1})
+        for i in range(seconds)
+        for d, dev in enumerate(devices)
+    ]
+
+
+@pytest.fixture
+def tiny_registry(tmp_path: Path) -> Path:
+    reg = tmp_path / "registry"
+    train_tiny_artifact(reg, name="tiny", window="10s", horizon="20s", k=2, metric="temperature")
+    return reg
+
+
+def test_quiet_device_closes_its_last_window_goes_silent_and_clears_when_back(
+    kafka_conf, pipeline_topics, processors, unique, tiny_registry
+):
+    devices = [f"dev-{i}" for i in range(6)]
+    start = (now_ms() - 300_000) // 10_000 * 10_000
+    first = synthetic(devices, start, 60)  # everyone for 60 s
+    rest = synthetic(devices[1:], start + 60_000, 60)  # dev-0 goes quiet
+    send(kafka_conf, pipeline_topics["topic_readings"], first + rest)
+    proc = processors(
+        model_registry=tiny_registry,
+        model_name="tiny",
+        consumer_group=unique("g"),
+        silence_timeout="20s",
+        **pipeline_topics,
+    )
+
+    def quiet_closed_and_silent(records: list[Record]) -> bool:
+        return any(
+            a.device_id == "dev-0" and a.type == "device_silent" for a in alerts_of(records)
+        )
+
+    alerts = wait_for(
+        kafka_conf, pipeline_topics["topic_alerts"], quiet_closed_and_silent, 90, proc
+    )
+    silent = [a for a in alerts_of(alerts) if a.device_id == "dev-0" and a.type == "device_silent"]
+    assert [(a.event, a.episode_start) for a in silent] == [("open", start + 59_000 + 20_000)]
+    quiet = [
+        p
+        for p in preds(consume_all(kafka_conf, pipeline_topics["topic_predictions"], timeout=10))
+        if p.device_id == "dev-0"
+    ]
+    assert max(p.window_start for p in quiet) == start + 50_000  # its last window closed
+
+    send(kafka_conf, pipeline_topics["topic_readings"], synthetic(["dev-0"], start + 200_000, 3))
+
+    def cleared(records: list[Record]) -> bool:
+        return any(
+            a.device_id == "dev-0" and a.type == "device_silent" and a.event == "cleared"
+            for a in alerts_of(records)
+        )
+
+    alerts = wait_for(kafka_conf, pipeline_topics["topic_alerts"], cleared, 60, proc)
+    clear = [
+        a
+        for a in alerts_of(alerts)
+        if a.device_id == "dev-0" and a.type == "device_silent" and a.event == "cleared"
+    ]
+    assert [a.alert_id for a in clear] == [silent[0].alert_id]
+    assert proc.stop() == 0
+
+
+def test_restart_after_ten_minutes_of_downtime_does_not_dead_letter_the_backlog(
+    kafka_conf, pipeline_topics, processors, unique, tiny_registry
+):
+    devices = [f"dev-{i}" for i in range(4)]
+    start = (now_ms() - 1_800_000) // 10_000 * 10_000
+    before = synthetic(devices, start, 600)  # 10 min while the processor runs
+    during = synthetic(devices, start + 600_000, 600)  # 10 min of event time while down
+    artifact = Registry(tiny_registry).load("tiny")
+    group = unique("g")
+    settings = dict(
+        model_registry=tiny_registry, model_name="tiny", consumer_group=group, **pipeline_topics
+    )
+
+    send(kafka_conf, pipeline_topics["topic_readings"], before)
+    expected_before = batch_run(points(before), artifact).predictions
+    proc = processors("first", **settings)
+    wait_for(
+        kafka_conf,
+        pipeline_topics["topic_predictions"],
+        lambda r: len(r) >= len(expected_before),
+        90,
+        proc,
+    )
+    assert proc.stop() == 0
+
+    send(kafka_conf, pipeline_topics["topic_readings"], during)
+    expected = batch_run(points(before + during), artifact).predictions
+    proc = processors("second", **settings)
+    got = wait_for(
+        kafka_conf,
+        pipeline_topics["topic_predictions"],
+        lambda r: len(r) >= len(expected),
+        90,
+        proc,
+    )
+    assert proc.stop() == 0
+    assert window_keys(preds(got)) == window_keys(expected)
+    dlq = consume_all(kafka_conf, pipeline_topics["topic_processor_dlq"], timeout=5)
+    assert [r.headers.get(h.ERROR_REASON) for r in dlq] == []
+
+
+# -- hot model reload ---------------------------------------------------------------------
+
+
+def corrupt_copy(registry: Path, name: str, version: str) -> str:
+    """A new version whose manifest is fine but whose Keras file is garbage."""
+    import shutil
+
+    reg = Registry(registry)
+    src = reg.path(name, version)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        for f in src.iterdir():
+            if f.name != "manifest.json":
+                shutil.copy(f, tmp / f.name)
+        (tmp / "model.keras").write_bytes(b"not a keras file")
+        manifest = json.loads((src / "manifest.json").read_text())
+        return {k: v for k, v in manifest.items() if k not in ("version",)}
+
+    return reg.publish(name, build)
+
+
+def test_new_version_rollback_and_refused_versions_while_running(
+    kafka_conf, pipeline_topics, processors, unique, tiny_registry, tmp_path
+):
+    devices = [f"dev-{i}" for i in range(4)]
+    start = (now_ms() - 1_800_000) // 60_000 * 60_000
+    reg = Registry(tiny_registry)
+    proc = processors(
+        model_registry=tiny_registry,
+        model_name="tiny",
+        consumer_group=unique("g"),
+        heartbeat_interval="0s",
+        **pipeline_topics,
+    )
+    topic = pipeline_topics["topic_predictions"]
+
+    def phase(n: int, expect_version: str) -> None:
+        # each phase is 60 s of event time; its windows close during the next phase
+        send(kafka_conf, pipeline_topics["topic_readings"], synthetic(devices, start + n * 60_000, 60))
+
+        def has_version(records: list[Record]) -> bool:
+            return any(
+                p.model_version == expect_version and p.window_start >= start + n * 60_000
+                for p in preds(records)
+            )
+
+        wait_for(kafka_conf, topic, has_version, 60, proc)
+
+    phase(0, "v0001")
+    phase(1, "v0001")
+    v2 = train_tiny_artifact(tiny_registry, name="tiny", window="10s", horizon="20s", seed=7)
+    time.sleep(3)
+    phase(2, v2)
+    reg.promote("tiny", "v0001")  # rollback
+    time.sleep(3)
+    phase(3, "v0001")
+    broken = corrupt_copy(tiny_registry, "tiny", "v0001")
+    other = train_tiny_artifact(tiny_registry, name="tiny", window="20s", horizon="40s")
+    reg.promote("tiny", broken)
+    time.sleep(3)
+    reg.promote("tiny", other)
+    time.sleep(3)
+    phase(4, "v0001")
+    phase(5, "v0001")
+    assert proc.proc is not None and proc.proc.poll() is None
+    assert proc.stop() == 0
+    log = proc.text()
+    assert f"{broken} refused: cannot be loaded" in log
+    assert f"{other} refused: is incompatible" in log and "Restart the processor" in log
+    versions = {p.model_version for p in preds(consume_all(kafka_conf, topic, timeout=5))}
+    assert versions == {"v0001", v2}
