@@ -441,3 +441,57 @@ def test_new_version_rollback_and_refused_versions_while_running(
     assert f"{other} refused: is incompatible" in log and "Restart the processor" in log
     versions = {p.model_version for p in preds(consume_all(kafka_conf, topic, timeout=5))}
     assert versions == {"v0001", v2}
+
+
+# -- two replicas, kill -9 of one ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
+def test_two_replicas_survive_kill_9_of_one(
+    kafka_conf, pipeline_topics, processors, unique, tiny_registry, guarantee
+):
+    import threading
+
+    devices = [f"dev-{i}" for i in range(16)]
+    start = (now_ms() - 3_600_000) // 10_000 * 10_000
+    readings = synthetic(devices, start, 240)
+    artifact = Registry(tiny_registry).load("tiny")
+    expected = window_keys(batch_run(points(readings), artifact).predictions)
+    settings = dict(
+        model_registry=tiny_registry,
+        model_name="tiny",
+        consumer_group=unique("g"),
+        processing_guarantee=guarantee,
+        session_timeout="6s",
+        transaction_timeout="10s",
+        heartbeat_interval="0s",
+        **pipeline_topics,
+    )
+    a = processors("a", **settings)
+    b = processors("b", **settings)
+    chunks = [readings[i : i + 320] for i in range(0, len(readings), 320)]
+
+    def feed() -> None:  # ~12 s of input, so the kill lands mid-stream
+        for chunk in chunks:
+            send(kafka_conf, pipeline_topics["topic_readings"], chunk)
+            time.sleep(12 / len(chunks))
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    time.sleep(6)
+    assert a.stop(signal.SIGKILL) == -signal.SIGKILL
+    feeder.join()
+    got = wait_for(
+        kafka_conf,
+        pipeline_topics["topic_predictions"],
+        lambda r: set(window_keys(preds(r))) >= set(expected),
+        120,
+        b,
+    )
+    time.sleep(2)
+    got = consume_all(kafka_conf, pipeline_topics["topic_predictions"], timeout=10)
+    assert b.stop() == 0
+    counts = window_keys(preds(got))
+    assert set(counts) == set(expected), "every window of every device is there"
+    if guarantee == "exactly-once":
+        assert max(counts.values()) == 1, "each window exactly once"
