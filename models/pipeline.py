@@ -190,7 +190,9 @@ def add_reading(
     if state.watermark is not None and end + grace_ms <= state.watermark:
         return state, [], True
     buffer = dict(state.buffer)
-    buffer[start] = [*buffer.get(start, []), (ts, float(value))]
+    # extends the open window's list in place (O(1) per reading): callers keep only the
+    # returned state, as everywhere in this module
+    buffer.setdefault(start, []).append((ts, float(value)))
     watermark = ts if state.watermark is None else max(state.watermark, ts)
     new = _evolve(state, buffer=buffer, watermark=watermark)
     new, closed = advance(new, watermark, spec, grace_ms)

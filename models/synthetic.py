@@ -57,22 +57,30 @@ def generate(
 
 
 def from_spec(spec: str, metric: str = "temperature") -> list[Point]:
-    """Points for ``synthetic://devices=5,days=14[,interval=1m,seed=0]``."""
+    """Points for ``synthetic://devices=5,days=14[,step=1m,seed=0]`` (``interval`` is an
+    alias of ``step``; ``duration=6h`` instead of ``days``). Uses ``bridge.fleet``'s
+    physical model when the bridge package is installed, the built-in generator otherwise.
+    """
+    del metric  # one metric per synthetic device
     opts: Mapping[str, str] = parse_spec(spec)
-    known = {"devices", "days", "duration", "interval", "seed"}
+    known = {"devices", "days", "duration", "interval", "step", "seed", "start"}
     unknown = set(opts) - known
     if unknown:
         raise DataError(f"synthetic input: unknown keys {sorted(unknown)} (known: {sorted(known)})")
-    duration = (
-        parse_duration_ms(opts["duration"])
-        if "duration" in opts
-        else int(float(opts.get("days", "14")) * 86_400_000)
-    )
-    return list(
-        generate(
-            devices=int(opts.get("devices", "5")),
-            duration_ms=duration,
-            interval_ms=parse_duration_ms(opts.get("interval", "1m")),
-            seed=int(opts.get("seed", "0")),
+    try:
+        duration = (
+            parse_duration_ms(opts["duration"])
+            if "duration" in opts
+            else int(float(opts.get("days", "14")) * 86_400_000)
         )
-    )
+        step = parse_duration_ms(opts.get("step", opts.get("interval", "1m")))
+        devices, seed = int(opts.get("devices", "5")), int(opts.get("seed", "0"))
+        start = int(opts.get("start", str(DEFAULT_START_MS)))
+    except ValueError as exc:
+        raise DataError(f"synthetic input {spec!r}: {exc}") from None
+    try:
+        from bridge.fleet import SyntheticFleet, history
+    except ImportError:
+        return list(generate(devices, duration, step, seed, start))
+    fleet = SyntheticFleet(devices, step_ms=step, start_ms=start, seed=seed)
+    return [(s.device_id, s.ts, s.value) for s in history(fleet, duration // step, start)]

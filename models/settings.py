@@ -1,0 +1,143 @@
+"""Settings of ``iotml train``, ``iotml batch`` and ``iotml archive``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from iotml.durations import parse_duration_ms as D
+from iotml.settings import DurationMs, KafkaSettings, StrList
+from iotml.topics import TopicNames
+
+
+class _ModelLocation(KafkaSettings):
+    model_registry: Path = Field(
+        Path("models-registry"),
+        description="Model registry directory (<registry>/<name>/<version>/); alias --out.",
+    )
+    model_name: str = Field(
+        "machine-temperature", description="Model name in the registry; alias --name."
+    )
+
+
+class TrainSettings(_ModelLocation):
+    """``iotml train``: fit a forecaster on recorded readings and publish a version."""
+
+    input: str = Field(
+        "",
+        description="Readings to train on: a CSV file (timestamp,value or timestamp + "
+        "metric columns [+ device_id]), a Parquet archive directory, kafka://<topic> "
+        "(earliest to the end at start) or synthetic://devices=5,days=14[,step=1m,seed=0].",
+    )
+    device: str | None = Field(
+        None, description="Only this device (for a CSV without device_id: its device id)."
+    )
+    metric: str = Field("temperature", description="Metric to forecast.")
+    window: DurationMs = Field(D("30m"), description="Tumbling window length.")
+    horizon: DurationMs = Field(
+        D("1h"), description="Forecast horizon after the window's end (a multiple of window)."
+    )
+    k: int = Field(4, ge=0, le=64, description="Previous windows used as features.")
+    min_count: int = Field(
+        3, ge=1, description="Windows with fewer readings are unusable (no forecast)."
+    )
+    train_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Use only the first fraction of the input's time range (the rest is "
+        "left for `iotml evaluate --from train-end`).",
+    )
+    val_fraction: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="Last fraction (in time) of the training data used for validation, "
+        "early stopping and learning the alert thresholds.",
+    )
+    epochs: int = Field(200, ge=1, description="Maximum epochs.")
+    patience: int = Field(15, ge=1, description="Early stopping: epochs without improvement.")
+    batch_size: int = Field(64, ge=1, description="Mini-batch size.")
+    hidden: StrList = Field(
+        ["32", "16"], description="Hidden layer sizes, e.g. 32,16 (empty: linear)."
+    )
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(42, description="Random seed (same data + seed = same model).")
+    threads: int = Field(2, ge=1, description="TensorFlow threads.")
+    grace: DurationMs = Field(
+        D("0s"), description="Grace period of the windows (as the processor's)."
+    )
+    residual_z: float = Field(
+        3.5,
+        gt=0,
+        description="Anomaly threshold in robust standard deviations of the validation residuals.",
+    )
+    min_duration_windows: int = Field(
+        2, ge=0, description="Windows a condition must keep holding before an alert opens."
+    )
+    cooldown_windows: int = Field(
+        24, ge=0, description="Windows after a clear before the same alert may open again."
+    )
+    overheat_threshold: float | None = Field(
+        None, description="Force the overheat_predicted threshold (default: learned)."
+    )
+    residual_threshold: float | None = Field(
+        None, description="Force the anomaly residual threshold (default: learned)."
+    )
+    low_limit: float | None = Field(None, description="Force the out_of_range low limit.")
+    high_limit: float | None = Field(None, description="Force the out_of_range high limit.")
+    silence: DurationMs = Field(
+        D("0s"), description="device_silent after this much event time without readings (0: off)."
+    )
+    promote: bool = Field(True, description="Point LATEST at the new version.")
+
+
+class BatchSettings(_ModelLocation, TopicNames):
+    """``iotml batch``: the batch view (features, forecasts, alerts) of recorded readings."""
+
+    input: str = Field(
+        "kafka://readings",
+        description="kafka://<topic> (all partitions, earliest to the end at start) or a "
+        "Parquet archive directory (`iotml archive`).",
+    )
+    model_version: str | None = Field(None, description="Model version (default: LATEST).")
+    start: str | None = Field(
+        None, description="Only readings at/after this time (ISO date-time UTC or epoch ms)."
+    )
+    end: str | None = Field(None, description="Only readings before this time.")
+    output: Path = Field(
+        Path("batch-view"),
+        description="Directory for predictions.parquet, alerts.parquet and summary.json.",
+    )
+    publish: bool = Field(
+        False, description="Also write the predictions and alerts to their Kafka topics."
+    )
+    grace: DurationMs = Field(
+        D("0s"), description="Grace period of the windows: use the processor's value."
+    )
+    flush: bool = Field(False, description="Close the windows still open at the end of the input.")
+    retrain: bool = Field(
+        False, description="First train a new version on the same readings and publish it."
+    )
+
+
+class ArchiveSettings(KafkaSettings, TopicNames):
+    """``iotml archive``: keep raw readings as date-partitioned Parquet files."""
+
+    archive_dir: Path = Field(Path("archive"), description="Root directory of the archive.")
+    consumer_group: str = Field("iotml-archive", description="Kafka consumer group.")
+    roll_rows: int = Field(200_000, ge=1, description="Roll a file after this many readings.")
+    roll_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Roll a file after about this many bytes."
+    )
+    roll_interval: DurationMs = Field(
+        D("15m"), description="Roll a file after this much wall time (if it has readings)."
+    )
+    compression: Literal["zstd", "snappy", "gzip", "none"] = Field(
+        "zstd", description="Parquet compression."
+    )
+    exit_at_end: bool = Field(
+        False, description="Stop once every partition is archived up to its end (one-shot)."
+    )
