@@ -15,7 +15,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from iotml import headers as h
 from iotml.records import Alert, Prediction, Reading
 from models import Registry
 from models.replay import run as batch_run
-from tests.kafkatools import Record, consume_all, produce
+from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
@@ -101,7 +100,8 @@ class ProcessorProc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"processor did not stop on {sig}; log:\n{self.text()}")
+            log = self.text()
+            raise AssertionError(f"processor did not stop on {sig}; log:\n{log}") from None
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -295,9 +295,7 @@ def test_quiet_device_closes_its_last_window_goes_silent_and_clears_when_back(
     )
 
     def quiet_closed_and_silent(records: list[Record]) -> bool:
-        return any(
-            a.device_id == "dev-0" and a.type == "device_silent" for a in alerts_of(records)
-        )
+        return any(a.device_id == "dev-0" and a.type == "device_silent" for a in alerts_of(records))
 
     alerts = wait_for(
         kafka_conf, pipeline_topics["topic_alerts"], quiet_closed_and_silent, 90, proc
@@ -408,7 +406,11 @@ def test_new_version_rollback_and_refused_versions_while_running(
 
     def phase(n: int, expect_version: str) -> None:
         # each phase is 60 s of event time; its windows close during the next phase
-        send(kafka_conf, pipeline_topics["topic_readings"], synthetic(devices, start + n * 60_000, 60))
+        send(
+            kafka_conf,
+            pipeline_topics["topic_readings"],
+            synthetic(devices, start + n * 60_000, 60),
+        )
 
         def has_version(records: list[Record]) -> bool:
             return any(

@@ -1,0 +1,342 @@
+"""Throughput and latency of ``iotml processor`` on a fixed load, through a real Kafka.
+
+Load: 1,000 devices, one reading per device per second of event time, 10 s windows,
+loaded into a 4-partition readings topic before any clock starts. Each run is a fresh
+consumer group reading that topic from the start, in child processes like production:
+
+* ``model``: the processor as shipped;
+* ``no-model``: the same pipeline with the model stage removed (windows and features,
+  alerts without forecasts, no prediction records);
+* ``baseline``: the seed's way, ``model.predict()`` on every reading (timed on a sample
+  and extrapolated: at ~40 ms a call the full load would take hours);
+* ``two replicas``: two ``model`` processes in one consumer group.
+
+Throughput is measured from each child's ``/metrics`` (records consumed), from the first
+record to the last. Latency is from the moment the processor closed a window (the wall
+time it finished handling the reading that closed it) to the prediction's append time on
+the predictions topic (created with ``LogAppendTime``).
+
+    python bench/bench_processor.py [--seconds 240] [--devices 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+WINDOW = "10s"
+GUARANTEE = "at-least-once"
+COMMIT = "1s"
+
+
+# -- child process -------------------------------------------------------------------------
+
+
+def child(mode: str, close_log: str | None) -> None:
+    """Run one processor from IOTML_* variables; ``mode`` model | no-model."""
+    from iotml.logs import setup_logging
+    from iotml.options import build_settings
+    from processor.app import Processor
+    from processor.core import PREDICTIONS
+    from processor.settings import ProcessorSettings
+
+    settings = build_settings(ProcessorSettings, {})
+    setup_logging("WARNING")
+    proc = Processor(settings, model_stage=(mode == "model"))
+    closed: dict[str, float] = {}
+    if close_log:
+        engine = proc.engine
+        inner = engine.process
+
+        def timed(*args: Any) -> Any:
+            out = inner(*args)
+            if out:
+                t = time.time()
+                for o in out:
+                    if o.topic == PREDICTIONS:
+                        closed[f"{o.key}@{o.timestamp}"] = t
+            return out
+
+        engine.process = timed  # type: ignore[method-assign,assignment]
+    try:
+        proc.run()
+    finally:
+        if close_log:
+            Path(close_log).write_text(json.dumps(closed))
+
+
+# -- parent --------------------------------------------------------------------------------
+
+
+def scrape(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("iotml_processor_records_in_total{")
+    )
+
+
+def run_processors(
+    n: int, mode: str, env: dict[str, str], total: int, workdir: Path, latency: bool = False
+) -> tuple[float, list[Path]]:
+    from iotml.stack.procs import free_port
+
+    group = f"bench-{mode}-{n}-{uuid.uuid4().hex[:6]}"
+    procs, ports, logs = [], [], []
+    for i in range(n):
+        port = free_port()
+        log = workdir / f"{group}-{i}.closed.json"
+        child_env = {
+            **os.environ,
+            **env,
+            "IOTML_CONSUMER_GROUP": group,
+            "IOTML_HTTP_PORT": str(port),
+            "IOTML_HTTP_HOST": "127.0.0.1",
+            "IOTML_STATE_DIR": str(workdir / f"state-{group}-{i}"),
+        }
+        args = [sys.executable, __file__, "--child", mode]
+        if latency:
+            args += ["--close-log", str(log)]
+            logs.append(log)
+        procs.append(subprocess.Popen(args, env=child_env, cwd=REPO))
+        ports.append(port)
+    t_first = t_last = None
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            count = sum(scrape(p) for p in ports)
+            now = time.monotonic()
+            if t_first is None and count > 0:
+                t_first, first_count = now, count
+            if count >= total:
+                t_last = now
+                break
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"a {mode} processor exited early")
+            time.sleep(0.05)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    if t_first is None or t_last is None:
+        raise SystemExit(f"{mode}: did not finish")
+    rate = (total - first_count) / max(t_last - t_first, 1e-3)
+    return rate, logs
+
+
+def train(registry: Path) -> None:
+    from iotml.durations import parse_duration_ms
+    from models.features import FeatureSpec
+    from models.registry import Registry
+    from models.synthetic import generate
+    from models.training import TrainConfig, train
+
+    spec = FeatureSpec("temperature", parse_duration_ms(WINDOW), 3, parse_duration_ms("30s"))
+    points = list(generate(devices=4, duration_ms=3_600_000, interval_ms=1000, seed=1))
+    config = TrainConfig(spec=spec, epochs=5, patience=5, hidden=(16,), seed=1)
+    train(points, config, Registry(registry), "bench", source="synthetic", progress=lambda _: None)
+
+
+def load_input(conf: dict[str, Any], topic: str, devices: int, seconds: int) -> int:
+    from confluent_kafka import Producer
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(70, 5, size=devices)
+    start = (time.time_ns() // 1_000_000 - (seconds + 120) * 1000) // 10_000 * 10_000
+    producer = Producer({**conf, "linger.ms": 50, "batch.size": 1_000_000, "acks": "1"})
+    n = 0
+    for s in range(seconds):
+        ts = start + s * 1000
+        noise = rng.normal(0, 0.3, size=devices)
+        for d in range(devices):
+            dev = f"machine-{d:04d}"
+            value = round(float(base[d] + 2 * np.sin(s / 60 + d) + noise[d]), 3)
+            body = (
+                f'{{"v":1,"device_id":"{dev}","ts":{ts},'
+                f'"metrics":{{"temperature":{value}}},"tags":{{}}}}'
+            )
+            while True:
+                try:
+                    producer.produce(topic, body.encode(), dev.encode(), timestamp=ts)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            n += 1
+        producer.poll(0)
+    assert producer.flush(120) == 0
+    return n
+
+
+def baseline_rate(registry: Path, sample: int = 200) -> tuple[float, float]:
+    """Seed style: one ``model.predict()`` per reading; returns (readings/s, ms per call)."""
+    from models.registry import Registry
+
+    artifact = Registry(registry).load("bench")
+    assert artifact.forecaster is not None
+    model = artifact.forecaster.model
+    x = np.zeros((1, len(artifact.spec.names())), dtype=np.float32)
+    model.predict(x, verbose=0)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(sample):
+        model.predict(x, verbose=0)
+    per_call = (time.perf_counter() - t0) / sample
+    return 1.0 / per_call, per_call * 1000
+
+
+def latencies(conf: dict[str, Any], topic: str, logs: list[Path]) -> np.ndarray:
+    from confluent_kafka import Consumer, TopicPartition
+
+    closed: dict[str, float] = {}
+    for log in logs:
+        closed.update(json.loads(log.read_text()))
+    consumer = Consumer(
+        {**conf, "group.id": f"lat-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+    md = consumer.list_topics(topic, timeout=10)
+    parts = list(md.topics[topic].partitions)
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
+    }
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    seen = dict.fromkeys(parts, 0)
+    out = []
+    while any(seen[p] < ends[p] for p in parts):
+        for m in consumer.consume(10_000, 1.0):
+            if m.error():
+                continue
+            seen[m.partition()] = m.offset() + 1
+            value = json.loads(m.value())
+            t = closed.get(f"{m.key().decode()}@{value['window_end']}")
+            if t is not None:
+                out.append(m.timestamp()[1] / 1000.0 - t)
+    consumer.close()
+    return np.asarray(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=240, help="event-time seconds of load")
+    parser.add_argument("--child", choices=["model", "no-model"], help=argparse.SUPPRESS)
+    parser.add_argument("--close-log", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.close_log)
+        return
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from iotml.stack import KafkaBroker
+    from iotml.stack.procs import free_port
+    from iotml.stack.settings import default_cache_dir
+
+    with tempfile.TemporaryDirectory(prefix="iotml-bench-") as tmp:
+        work = Path(tmp)
+        broker = KafkaBroker(
+            data_dir=work / "kafka",
+            port=free_port(),
+            controller_port=free_port(),
+            cache_dir=Path(os.environ.get("IOTML_CACHE_DIR", default_cache_dir())),
+            heap="768m",
+        )
+        print("starting Kafka ...", flush=True)
+        broker.start(timeout=180)
+        try:
+            conf = {"bootstrap.servers": broker.bootstrap}
+            admin = AdminClient(conf)
+            keep = {"retention.ms": "-1"}
+            names = {
+                "readings": ("readings", 4, keep),
+                "predictions": (
+                    "predictions",
+                    4,
+                    {**keep, "message.timestamp.type": "LogAppendTime"},
+                ),
+                "alerts": ("alerts", 4, keep),
+                "dlq": ("processor-dlq", 1, keep),
+            }
+            futures = admin.create_topics(
+                [NewTopic(n, p, 1, config=c) for n, p, c in names.values()]
+            )
+            for f in futures.values():
+                f.result(30)
+            registry = work / "registry"
+            print("training the model ...", flush=True)
+            train(registry)
+            print(f"loading {args.devices} devices x {args.seconds} s ...", flush=True)
+            total = load_input(conf, "readings", args.devices, args.seconds)
+            print(f"{total} readings loaded; clock starts per run", flush=True)
+            env = {
+                "IOTML_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "IOTML_MODEL_REGISTRY": str(registry),
+                "IOTML_MODEL_NAME": "bench",
+                "IOTML_PROCESSING_GUARANTEE": GUARANTEE,
+                "IOTML_COMMIT_INTERVAL": COMMIT,
+                "IOTML_LOG_LEVEL": "WARNING",
+            }
+
+            def outputs(run: str) -> dict[str, str]:
+                # each run writes to its own predictions topic so latencies do not mix
+                pred = f"predictions-{run}"
+                cfg = {**keep, "message.timestamp.type": "LogAppendTime"}
+                for f in admin.create_topics([NewTopic(pred, 4, 1, config=cfg)]).values():
+                    f.result(30)
+                return {**env, "IOTML_TOPIC_PREDICTIONS": pred}
+
+            with_model, logs = run_processors(
+                1, "model", outputs("model"), total, work, latency=True
+            )
+            lat = latencies(conf, "predictions-model", logs)
+            no_model, _ = run_processors(1, "no-model", outputs("nomodel"), total, work)
+            two, _ = run_processors(2, "model", outputs("two"), total, work)
+            base, per_call = baseline_rate(registry)
+        finally:
+            broker.stop()
+
+    p50, p99 = (np.percentile(lat, [50, 99]) * 1000) if len(lat) else (float("nan"),) * 2
+    print()
+    print(
+        f"load: {args.devices} devices, readings 1 s apart, {args.seconds} s of event time, "
+        f"{total} readings, window {WINDOW}, 4 partitions"
+    )
+    print(f"guarantee: {GUARANTEE}, commit interval {COMMIT}")
+    print(f"with model:            {with_model:10.0f} readings/s")
+    print(
+        f"model stage removed:   {no_model:10.0f} readings/s  "
+        f"(with model = {with_model / no_model:.0%}; target >= 70%)"
+    )
+    print(
+        f"seed-style baseline:   {base:10.1f} readings/s  "
+        f"(model.predict() {per_call:.1f} ms/call, sampled; with model = "
+        f"{with_model / base:.0f}x; target >= 1000x)"
+    )
+    print(
+        f"window close -> prediction on topic: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"({len(lat)} predictions; target p99 <= 1000 ms)"
+    )
+    print(
+        f"two replicas:          {two:10.0f} readings/s  "
+        f"({two / with_model:.2f}x one replica; goal >= 1.5x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
