@@ -70,7 +70,7 @@ class TrainSettings(_ModelLocation):
         D("0s"), description="Grace period of the windows (as the processor's)."
     )
     residual_z: float = Field(
-        3.5,
+        4.0,
         gt=0,
         description="Anomaly threshold in robust standard deviations of the validation residuals.",
     )
