@@ -37,15 +37,18 @@ class DemoSettings(StackSettings):
     model_name: str = Field("temperature", description="Model name in the registry.")
     devices: int = Field(6, ge=1, le=1000, description="Simulated devices.")
     fault: str = Field(
-        "dev-3:overheat",
-        description="Fault injected by the simulator, as DEVICE:KIND (see `iotml simulate --help`).",
+        "dev-0003:drop@60s",
+        description="Fault injected by the simulator, as DEVICE:KIND[@AFTER] (see "
+        "`iotml simulate --help`); the default drops one device's temperature after a minute, "
+        "as the real machine in the NAB data did before it failed.",
     )
     duration: float = Field(0, ge=0, description="Stop after this many seconds (0: until Ctrl-C).")
     plain: bool = Field(
         False, description="Plain line output instead of the live table (for logs/tests)."
     )
     window: str = Field("10s", description="Window of the demo model (when one is trained).")
-    horizon: str = Field("30s", description="Forecast horizon of the demo model (when trained).")
+    horizon: str = Field("20s", description="Forecast horizon of the demo model (when trained).")
+    k: int = Field(2, ge=0, description="Previous windows used by the demo model (when trained).")
 
 
 @dataclass
@@ -158,67 +161,34 @@ def run_demo(s: DemoSettings) -> _View:
                 "synthetic history ...",
                 err=True,
             )
+            train_args = ["train", "--input", f"synthetic://devices={s.devices},days=1,step=1s"]
+            train_args += ["--window", s.window, "--horizon", s.horizon, "--k", str(s.k)]
+            train_args += ["--name", s.model_name, "--out", str(s.model_registry)]
             train = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "iotml",
-                    "train",
-                    "--input",
-                    f"synthetic://devices={s.devices},days=1,step=1s",
-                    "--window",
-                    s.window,
-                    "--horizon",
-                    s.horizon,
-                    "--name",
-                    s.model_name,
-                    "--out",
-                    str(s.model_registry),
-                ],
-                env=_child_env(common),
+                [sys.executable, "-m", "iotml", *train_args], env=_child_env(common)
             )
             if train.returncode != 0:
                 raise click.ClickException("training the demo model failed (see above)")
-        state_dir = s.stack_dir / "processor-state"
-        children.append(
-            (
-                "bridge",
-                _start(
-                    "bridge",
-                    ["bridge"],
-                    {**common, "IOTML_MQTT_URL": mqtt.url, "IOTML_HTTP_PORT": str(free_port())},
-                    logs,
-                ),
-            )
-        )
-        children.append(
+        services: list[tuple[str, list[str], dict[str, str]]] = [
+            ("bridge", ["bridge"], {"IOTML_MQTT_URL": mqtt.url}),
             (
                 "processor",
-                _start(
-                    "processor",
-                    ["processor"],
-                    {
-                        **common,
-                        "IOTML_MODEL_REGISTRY": str(s.model_registry),
-                        "IOTML_MODEL_NAME": s.model_name,
-                        "IOTML_STATE_DIR": str(state_dir),
-                        "IOTML_HTTP_PORT": str(free_port()),
-                    },
-                    logs,
-                ),
-            )
-        )
-        children.append(
+                ["processor"],
+                {
+                    "IOTML_MODEL_REGISTRY": str(s.model_registry),
+                    "IOTML_MODEL_NAME": s.model_name,
+                    "IOTML_STATE_DIR": str(s.stack_dir / "processor-state"),
+                },
+            ),
             (
                 "simulator",
-                _start(
-                    "simulator",
-                    ["simulate", "--devices", str(s.devices), "--fault", s.fault],
-                    {**common, "IOTML_MQTT_URL": mqtt.url},
-                    logs,
-                ),
-            )
-        )
+                ["simulate", "--sim-devices", str(s.devices), "--sim-faults", s.fault],
+                {"IOTML_MQTT_URL": mqtt.url, "IOTML_SIM_PROGRESS": "0s"},
+            ),
+        ]
+        for name, args, env in services:
+            env = {**common, **env, "IOTML_HTTP_PORT": str(free_port())}
+            children.append((name, _start(name, args, env, logs)))
         click.echo(f"bridge, processor and simulator running; logs in {logs}", err=True)
 
         consumer = Consumer(

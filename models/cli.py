@@ -56,6 +56,13 @@ def train(**kwargs: Any) -> None:
     s = build_settings(TrainSettings, _alias(kwargs))
     if not s.input:
         raise click.UsageError("--input (or IOTML_INPUT) is required")
+    if s.if_missing:
+        from models.registry import Registry as _Registry
+
+        existing = _Registry(s.model_registry).latest(s.model_name)
+        if existing is not None:
+            click.echo(f"{s.model_name} {existing} already in {s.model_registry}; nothing to do")
+            return
     _quiet_tf()
     from models.features import FeatureSpec
     from models.registry import Registry

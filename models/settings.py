@@ -92,6 +92,11 @@ class TrainSettings(_ModelLocation):
         D("0s"), description="device_silent after this much event time without readings (0: off)."
     )
     promote: bool = Field(True, description="Point LATEST at the new version.")
+    if_missing: bool = Field(
+        False,
+        description="Do nothing (exit 0) when the registry already has a LATEST version of "
+        "this model name (first-run trainers, e.g. docker compose).",
+    )
 
 
 class BatchSettings(_ModelLocation, TopicNames):
