@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from bench/: import the checkout's packages
+    sys.path.insert(0, str(REPO))
 WINDOW = "10s"
 GUARANTEE = "at-least-once"
 COMMIT = "1s"
