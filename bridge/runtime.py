@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from bridge._mqtt import BulkClient, connect_properties, make_client
+from bridge._mqtt import BulkClient, Message, connect_properties, make_client
 from bridge.acks import AckBatch, AckQueue
 from bridge.errors import BridgeError
 from bridge.metrics import BridgeMetrics
@@ -72,7 +72,7 @@ class Bridge:
         self.acks = AckQueue()
         self.metrics.watch(lambda: self.acks.in_flight)
         self._event_range = settings.event_range()
-        self._inbox: list[Any] = []
+        self._inbox: list[Message] = []
         self._stopping = threading.Event()
         self._generation = 0
         self._mqtt_up = False
@@ -163,9 +163,6 @@ class Bridge:
 
     # ---- MQTT callbacks (paho calls them from our own loop turn) ----
 
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        self._inbox.append(msg)
-
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("MQTT broker refused the connection: %s", reason)
@@ -202,7 +199,7 @@ class Bridge:
         self._producer = Producer(self._producer_config())
         self._check_topics(self._producer)
         client = make_client(s, s.mqtt_client_id, protocol=s.mqtt_protocol)
-        client.on_message = self._on_message
+        client.on_messages = self._inbox.append
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         self._client = client
@@ -235,6 +232,10 @@ class Bridge:
                     if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                         rc = client.loop_misc()
                     self._pump(0.005)
+                elif client.buffered():
+                    rc = client.loop_read()  # bytes already read: no select()
+                    if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        rc = client.loop_misc()
                 else:
                     rc = client.loop(timeout=0.001 if self.acks.in_flight else 0.05)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() is not None:
@@ -272,6 +273,8 @@ class Bridge:
     def _process(self) -> None:
         """Turn the messages read in this turn into Kafka records (one ack batch)."""
         msgs, self._inbox = self._inbox, []
+        if self._client is not None:
+            self._client.on_messages = self._inbox.append
         received = now_ms()
         received_b = str(received).encode()
         batch = self.acks.open([m.mid for m in msgs if m.qos], len(msgs), self._generation)
@@ -282,7 +285,7 @@ class Bridge:
         topic_h, qos_h, retain_h, recv_h = h.MQTT_TOPIC, h.MQTT_QOS, h.MQTT_RETAIN, h.RECEIVED_AT
         readings = 0
         for m in msgs:
-            raw_topic = m._topic
+            raw_topic = m.topic
             headers = [
                 (topic_h, raw_topic),
                 (qos_h, _QOS[m.qos]),
@@ -341,7 +344,7 @@ class Bridge:
 
     def _dead_letter(
         self,
-        m: Any,
+        m: Message,
         exc: RecordError,
         received: int,
         target: Target | None,
@@ -353,7 +356,7 @@ class Bridge:
             payload=m.payload,
             received_at=received,
             detail=exc.detail,
-            mqtt_topic=m._topic.decode("utf-8", "replace"),
+            mqtt_topic=m.topic.decode("utf-8", "replace"),
         )
         extra = [(k, v) for k, v in headers if k not in (h.MQTT_TOPIC, h.RECEIVED_AT)]
         self._produce(
@@ -445,6 +448,7 @@ class Bridge:
             while self.acks.in_flight and time.monotonic() < deadline:
                 self._pump(0.02)
             left = self.acks.in_flight
+            self._mqtt_up = False  # a disconnect we asked for: not worth a warning
             if client is not None and client.socket() is not None:
                 client.disconnect()
             producer.flush(max(0.0, deadline - time.monotonic()))

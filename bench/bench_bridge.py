@@ -1,0 +1,370 @@
+"""QoS 1 throughput of `iotml bridge` into Kafka, with quixstreams' MQTTSource for scale.
+
+Starts its own Kafka and Mosquitto on free ports in a temporary directory, then:
+
+1. backlog drain: registers the bridges' persistent sessions (MQTT 5, clean start off,
+   shared subscription when there are several bridges), disconnects them, preloads N
+   QoS 1 messages (100-byte JSON payloads, 1,000 devices) into the broker, starts the
+   bridge process(es) and times the drain into Kafka (acks after Kafka delivery);
+2. live: bridges running while `iotml simulate` publishes as fast as it can;
+3. quixstreams' MQTTSource draining the same backlog (its client patched to keep a
+   persistent session, which it does not by default; it acks before Kafka has the message).
+
+    python bench/bench_bridge.py [--messages 300000] [--bridges 1,2] [--in-flight 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from iotml.stack import KafkaBroker, MosquittoBroker
+from iotml.stack.procs import free_port
+from iotml.stack.settings import default_cache_dir
+
+DEVICES = 1000
+FILTER = "sensors/+/+/+"
+
+
+def payload(i: int, ts: int) -> bytes:
+    body = b'{"ts":%d,"temperature":%.3f,"load":%.2f,"rpm":%d,"seq":%d,"vibration":0.' % (
+        ts,
+        20 + (i % 500) / 10,
+        (i % 100) / 100,
+        1400 + i % 200,
+        i,
+    )
+    return body + b"1" * (99 - len(body)) + b"}"
+
+
+def topic_of(i: int) -> str:
+    d = i % DEVICES
+    return f"sensors/site-{d % 10}/dev-{d:04d}/temperature"
+
+
+def _publisher(url_port: int, start: int, stop: int, client_id: str) -> None:
+    import paho.mqtt.client as mqtt
+
+    from iotml.eventtime import now_ms
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    c.max_inflight_messages_set(2000)
+    c.max_queued_messages_set(0)
+    acked = [0]
+    c.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
+    c.connect("127.0.0.1", url_port)
+    c.loop_start()
+    ts = now_ms()
+    for i in range(start, stop):
+        c.publish(topic_of(i), payload(i, ts), qos=1)
+        if i % 1000 == 0:
+            ts = now_ms()
+            while i - start - acked[0] > 20000:
+                time.sleep(0.001)
+    while acked[0] < stop - start:
+        time.sleep(0.01)
+    c.disconnect()
+    c.loop_stop()
+
+
+def preload(port: int, n: int, procs: int = 2) -> float:
+    t0 = time.monotonic()
+    step = n // procs
+    ps = [
+        mp.Process(
+            target=_publisher,
+            args=(
+                port,
+                k * step,
+                n if k == procs - 1 else (k + 1) * step,
+                f"pre-{k}-{uuid.uuid4().hex[:6]}",
+            ),
+        )
+        for k in range(procs)
+    ]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    return n / (time.monotonic() - t0)
+
+
+def register_session(port: int, client_id: str, topic_filter: str, v5: bool = True) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    done = []
+    if v5:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.on_subscribe = lambda *a: done.append(1)
+        c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    else:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        c.on_subscribe = lambda *a: done.append(1)
+        c.connect("127.0.0.1", port)
+    c.subscribe(topic_filter, qos=1)
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        c.loop(0.05)
+    c.disconnect()
+    c.loop(0.1)
+
+
+def total_offsets(conf: dict, topic: str) -> int:
+    consumer = Consumer({**conf, "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in md.topics[topic].partitions
+        )
+    finally:
+        consumer.close()
+
+
+def wait_drain(
+    conf: dict, topic: str, n: int, dlq: str | None = None, timeout: float = 300
+) -> tuple[float, int]:
+    """(rate msg/s from the first record to the n-th, records seen)."""
+    deadline = time.monotonic() + timeout
+    t_first = None
+    base = 0
+    count = 0
+    while time.monotonic() < deadline:
+        if dlq and total_offsets(conf, dlq):
+            raise SystemExit(f"dead letters in {dlq}: the benchmark payload is rejected")
+        count = total_offsets(conf, topic)
+        now = time.monotonic()
+        if t_first is None and count > 0:
+            t_first, base = now, count
+        if count >= n:
+            assert t_first is not None
+            return (count - base) / max(now - t_first, 1e-6), count
+        time.sleep(0.1)
+    return 0.0, count
+
+
+def make_topic(conf: dict, name: str, partitions: int = 4) -> str:
+    admin = AdminClient(conf)
+    for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        f.result(30)
+    return name
+
+
+def bridge_cmd(
+    kafka: str,
+    mqtt_url: str,
+    client_id: str,
+    topic: str,
+    dlq: str,
+    group: str | None,
+    in_flight: int,
+) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "iotml", "bridge",
+        "--kafka-bootstrap", kafka, "--mqtt-url", mqtt_url,
+        "--mqtt-client-id", client_id, "--topic-readings", topic, "--topic-readings-dlq", dlq,
+        "--max-in-flight", str(in_flight), "--http-port", "0", "--log-level", "WARNING",
+    ]  # fmt: skip
+    if group:
+        cmd += ["--mqtt-share-group", group]
+    return cmd
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def bench_bridge_drain(
+    kafka: KafkaBroker, mosq: MosquittoBroker, n: int, bridges: int, in_flight: int
+) -> float:
+    conf = {"bootstrap.servers": kafka.bootstrap}
+    run = uuid.uuid4().hex[:6]
+    topic = make_topic(conf, f"bench-readings-{run}")
+    dlq = make_topic(conf, f"bench-dlq-{run}", 1)
+    group = f"g{run}" if bridges > 1 else None
+    ids = [f"bench-bridge-{run}-{i}" for i in range(bridges)]
+    for cid in ids:
+        register_session(mosq.port, cid, f"$share/{group}/{FILTER}" if group else FILTER)
+    pre = preload(mosq.port, n)
+    print(f"  preloaded {n:,} messages at {pre:,.0f} msg/s", flush=True)
+    procs = [
+        subprocess.Popen(bridge_cmd(kafka.bootstrap, mosq.url, cid, topic, dlq, group, in_flight))
+        for cid in ids
+    ]
+    try:
+        rate, count = wait_drain(conf, topic, n, dlq)
+    finally:
+        stop_all(procs)
+    dead = total_offsets(conf, dlq)
+    print(
+        f"  bridge x{bridges}, in-flight cap {in_flight:,}: drained {count:,} records "
+        f"({dead} dead letters) at {rate:,.0f} msg/s",
+        flush=True,
+    )
+    return rate
+
+
+def bench_live(
+    kafka: KafkaBroker, mosq: MosquittoBroker, bridges: int, in_flight: int, seconds: int
+) -> float:
+    conf = {"bootstrap.servers": kafka.bootstrap}
+    run = uuid.uuid4().hex[:6]
+    topic = make_topic(conf, f"bench-live-{run}")
+    dlq = make_topic(conf, f"bench-live-dlq-{run}", 1)
+    group = f"g{run}" if bridges > 1 else None
+    procs = [
+        subprocess.Popen(
+            bridge_cmd(kafka.bootstrap, mosq.url, f"live-{run}-{i}", topic, dlq, group, in_flight)
+        )
+        for i in range(bridges)
+    ]
+    try:
+        time.sleep(3)
+        sim = subprocess.Popen(
+            [
+                sys.executable, "-m", "iotml", "simulate", "--mqtt-url", mosq.url,
+                "--sim-devices", str(DEVICES), "--sim-as-fast-as-possible",
+                "--sim-duration", f"{seconds}s", "--sim-progress", "0", "--sim-client-id", f"sim-{run}",
+            ],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(2)
+        c0, t0 = total_offsets(conf, topic), time.monotonic()
+        out, _ = sim.communicate(timeout=seconds + 60)
+        c1, t1 = total_offsets(conf, topic), time.monotonic()
+        rate = (c1 - c0) / (t1 - t0)
+        print(f"  simulate: {out.strip()}")
+        print(f"  live, bridge x{bridges}: {rate:,.0f} msg/s into Kafka while `iotml simulate` ran")
+        return rate
+    finally:
+        stop_all(procs)
+
+
+def _quix_worker(kafka: str, port: int, topic: str, client_id: str) -> None:
+    import paho.mqtt.client as paho
+    from quixstreams import Application
+    from quixstreams.sources.community.mqtt import MQTTSource
+
+    class PersistentMQTTSource(MQTTSource):
+        """MQTTSource with a persistent session (it connects with clean session on)."""
+
+        def setup(self) -> None:
+            self._client = paho.Client(
+                callback_api_version=paho.CallbackAPIVersion.VERSION2,
+                client_id=self._client_id,
+                protocol=self._protocol,
+                clean_session=False,
+            )
+            self._client.on_message = self._mqtt_on_message
+            self._client.connect(self._server, self._port)
+            self._client.subscribe(self._topic, qos=self._qos)
+            self._client.loop_start()
+
+    app = Application(
+        broker_address=kafka, consumer_group=f"q-{client_id}", auto_create_topics=False
+    )
+    source = PersistentMQTTSource(
+        topic=FILTER,
+        client_id=client_id,
+        server="127.0.0.1",
+        port=port,
+        tls_enabled=False,
+        version="3.1.1",
+    )
+    app.add_source(source, topic=app.topic(topic, value_serializer="bytes", key_serializer="str"))
+    app.run()
+
+
+def bench_quix(kafka: KafkaBroker, mosq: MosquittoBroker, n: int) -> float:
+    conf = {"bootstrap.servers": kafka.bootstrap}
+    run = uuid.uuid4().hex[:6]
+    topic = make_topic(conf, f"bench-quix-{run}")
+    cid = f"quix-{run}"
+    register_session(mosq.port, cid, FILTER, v5=False)
+    preload(mosq.port, n)
+    proc = mp.Process(target=_quix_worker, args=(kafka.bootstrap, mosq.port, topic, cid))
+    proc.start()
+    try:
+        rate, count = wait_drain(conf, topic, n)
+    finally:
+        proc.terminate()
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+    print(
+        f"  quixstreams MQTTSource: drained {count:,} records at {rate:,.0f} msg/s (acks before Kafka)"
+    )
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=300_000)
+    ap.add_argument("--bridges", default="1,2", help="comma-separated bridge process counts")
+    ap.add_argument("--in-flight", type=int, default=10_000)
+    ap.add_argument("--live-seconds", type=int, default=20)
+    ap.add_argument("--skip-quix", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="iotml-bench-") as tmp:
+        kafka = KafkaBroker(
+            data_dir=Path(tmp) / "kafka",
+            port=free_port(),
+            controller_port=free_port(),
+            cache_dir=Path(os.environ.get("IOTML_CACHE_DIR", default_cache_dir())),
+            heap="1g",
+        )
+        mosq = MosquittoBroker(data_dir=Path(tmp) / "mosquitto", port=free_port())
+        kafka.start(timeout=180)
+        mosq.start()
+        try:
+            print(
+                f"cores: {os.cpu_count()}; payload {len(payload(1, 1700000000000))} bytes; {DEVICES} devices; QoS 1"
+            )
+            results = {}
+            for b in [int(x) for x in args.bridges.split(",")]:
+                print(f"backlog drain, {b} bridge process(es):", flush=True)
+                results[f"bridge x{b}"] = bench_bridge_drain(
+                    kafka, mosq, args.messages, b, args.in_flight
+                )
+            if not args.skip_live:
+                best = max(
+                    (int(x) for x in args.bridges.split(",")), key=lambda b: results[f"bridge x{b}"]
+                )
+                print("live:", flush=True)
+                bench_live(kafka, mosq, best, args.in_flight, args.live_seconds)
+            if not args.skip_quix:
+                print("quixstreams MQTTSource, same backlog:", flush=True)
+                results["MQTTSource"] = bench_quix(kafka, mosq, args.messages)
+            print("summary (QoS 1 backlog drain into Kafka, msg/s):")
+            for name, rate in results.items():
+                print(f"  {name:<14} {rate:>10,.0f}")
+        finally:
+            mosq.stop()
+            kafka.stop()
+
+
+if __name__ == "__main__":
+    main()
