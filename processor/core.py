@@ -248,13 +248,18 @@ class Engine:
         """Advance quiet devices to the partition's event time ``now_et``."""
         spec = model.spec
         idle = self._idle if self._idle is not None else spec.window_ms + self._grace
+        silence_ms = model.params.silence_ms
         batch: dict[str, tuple[DeviceState, list[WindowStats]]] = {}
         olds: dict[str, DeviceState] = {}
         for dev in sorted(self._index(part, state)):
             old = self._device(part, state, dev)
-            if old.last_seen is None or old.last_seen > now_et - idle:
+            if old.last_seen is None:
                 continue
-            st, closed = advance(old, now_et, spec, self._grace)
+            quiet = old.last_seen <= now_et - idle
+            silent_due = 0 < silence_ms <= now_et - old.last_seen
+            if not (quiet or silent_due):
+                continue
+            st, closed = advance(old, now_et, spec, self._grace) if quiet else (old, [])
             olds[dev] = old
             batch[dev] = (st, closed)
         if not batch:
