@@ -100,7 +100,7 @@ class Bridge:
     @property
     def subscriptions(self) -> list[str]:
         group = self.settings.mqtt_share_group
-        filters = self.routes.mqtt_filters
+        filters = list(dict.fromkeys([*self.routes.mqtt_filters, *self.settings.mqtt_subscribe]))
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
     # ---- Kafka ----

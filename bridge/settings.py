@@ -24,6 +24,12 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
         "rest. The Kafka topic defaults to IOTML_TOPIC_READINGS, the key to {device} (or the "
         "payload's device_id). Several routes: comma-separated, or the flag repeated.",
     )
+    mqtt_subscribe: StrList = Field(
+        [],
+        description="Extra MQTT filters to subscribe to besides the routes' own (e.g. "
+        "sensors/#): their messages that match no route are dead-lettered (no_route) "
+        "instead of never being seen.",
+    )
     mqtt_client_id: str = Field(
         "iotml-bridge",
         description="MQTT client id. Fixed, so the broker keeps this bridge's persistent "

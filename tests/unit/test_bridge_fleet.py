@@ -104,7 +104,7 @@ def test_sped_up_replay_shortens_the_wall_clock_interval(tmp_path: Path):
     csv = tmp_path / "s.csv"
     csv.write_text("timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,2\n")
     s = SimulatorSettings(sim_csv=csv, sim_speedup=300, sim_devices=2)
-    fleet, interval = build_fleet(s)
+    _, interval = build_fleet(s)
     assert interval == 1000
 
 
