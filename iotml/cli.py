@@ -7,6 +7,7 @@ and are imported only when used, so ``iotml bridge`` never imports TensorFlow.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,9 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    # TensorFlow's C++ start-up chatter (oneDNN notes, absl warnings) is noise for users;
+    # an explicit setting still wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return cli.main(args=argv, prog_name="iotml", standalone_mode=True)
     except ConfigError as exc:
