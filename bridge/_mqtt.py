@@ -136,17 +136,20 @@ class BulkClient(mqtt.Client):
         return buf[pos:end]
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        # Read until the socket would block or the budget is spent; the caller checks
-        # buffered() before waiting in select() again.
+        # Read until the socket would block or ``read_budget`` packets were read; the
+        # caller checks buffered() before waiting in select() again.
         budget = self.read_budget
         while True:
             if self._sock is None:
                 return MQTTErrorCode.MQTT_ERR_NO_CONN
+            if budget <= 0:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
             if self._in_packet["command"] == 0 and self._rpos < len(self._rbuf):
                 budget -= self._drain_publishes(budget)
                 if budget <= 0:
                     return MQTTErrorCode.MQTT_ERR_SUCCESS
-            rc = self._packet_read()
+            rc = self._packet_read()  # anything else, through paho
+            budget -= 1
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:

@@ -1,12 +1,12 @@
 """The bridge at run time: one thread that reads MQTT, produces to Kafka and acks.
 
-Flow per loop turn: read everything the socket has (paho calls ``_on_message``, which
-only appends to a list), turn that batch into Kafka records (pure functions from
+Flow per loop turn: read what the socket has (:class:`bridge._mqtt.BulkClient` appends
+each PUBLISH to a list), turn that batch into Kafka records (pure functions from
 :mod:`bridge.routes` and :mod:`bridge.payloads`), serve Kafka delivery reports, then
 acknowledge, in receive order, every message whose batch and all earlier batches Kafka
 has confirmed (:mod:`bridge.acks`). The broker never sends more than ``max_in_flight``
-unacknowledged messages (MQTT 5 Receive Maximum), and reading pauses at that cap, so
-while Kafka is down the backlog waits in the broker's persistent session, not here.
+unacknowledged messages (MQTT 5 Receive Maximum) and the bridge reads no more than that
+either, so while Kafka is down the backlog waits in the broker's persistent session.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Bridge:
     @property
     def subscriptions(self) -> list[str]:
         group = self.settings.mqtt_share_group
-        filters = list(dict.fromkeys([*self.routes.mqtt_filters, *self.settings.mqtt_subscribe]))
+        filters = self.settings.mqtt_subscribe or self.routes.mqtt_filters
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
     # ---- Kafka ----
@@ -129,8 +129,8 @@ class Bridge:
             self._set_kafka(False)
         if err.fatal():
             log.error("Kafka producer fatal error: %s", err)
-        else:
-            log.warning("Kafka: %s", err)
+        elif err.code() not in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+            log.warning("Kafka: %s", err)  # connection failures: librdkafka logs them
 
     def _on_kafka_stats(self, stats_json: str) -> None:
         try:
@@ -147,7 +147,7 @@ class Bridge:
 
     def _check_topics(self, producer: Producer) -> None:
         try:
-            md = producer.list_topics(timeout=5)
+            md = producer.list_topics(timeout=2)
         except KafkaException as exc:
             log.warning("Kafka not reachable yet (%s); will keep trying", exc)
             return
@@ -227,17 +227,22 @@ class Bridge:
                             self._backoff = min(self._backoff * 2, s.mqtt_reconnect_max / 1000)
                     self._pump(0.05)
                     continue
-                if self.acks.in_flight >= cap:
-                    rc = client.loop_write()  # paused: acks out, nothing in
+                room = cap - self.acks.in_flight
+                if room <= 0:
+                    # At the cap: acks out, nothing in. Brokers should keep to Receive
+                    # Maximum, but Mosquitto 2.0 overshoots it while flushing a backlog.
+                    rc = client.loop_write()
                     if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                         rc = client.loop_misc()
                     self._pump(0.005)
-                elif client.buffered():
-                    rc = client.loop_read()  # bytes already read: no select()
-                    if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        rc = client.loop_misc()
                 else:
-                    rc = client.loop(timeout=0.001 if self.acks.in_flight else 0.05)
+                    client.read_budget = min(room, 2000)
+                    if client.buffered():
+                        rc = client.loop_read()  # bytes already read: no select()
+                        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                            rc = client.loop_misc()
+                    else:
+                        rc = client.loop(timeout=0.001 if self.acks.in_flight else 0.05)
                 if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() is not None:
                     client.disconnect()
                 if self._inbox:

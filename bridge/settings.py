@@ -26,9 +26,10 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
     )
     mqtt_subscribe: StrList = Field(
         [],
-        description="Extra MQTT filters to subscribe to besides the routes' own (e.g. "
-        "sensors/#): their messages that match no route are dead-lettered (no_route) "
-        "instead of never being seen.",
+        description="MQTT filters to subscribe to instead of each route's own pattern. A "
+        "broader filter (e.g. sensors/#) also brings messages that match no route, which "
+        "are then dead-lettered (no_route) instead of never being seen. Avoid overlapping "
+        "filters: the broker delivers a message once per matching filter.",
     )
     mqtt_client_id: str = Field(
         "iotml-bridge",
@@ -58,8 +59,8 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
         ge=1,
         le=65_535,
         description="Messages read from MQTT and not yet acknowledged (waiting for Kafka). "
-        "Sent to the broker as MQTT 5 Receive Maximum; reading pauses at the cap, so memory "
-        "stays bounded while Kafka is down. Throughput <= cap / Kafka latency.",
+        "Sent to the broker as MQTT 5 Receive Maximum, and reading pauses at the cap, so "
+        "memory stays bounded while Kafka is down. Throughput <= cap / Kafka latency.",
     )
     max_payload_bytes: int = Field(
         65_536, ge=1, description="Larger payloads are dead-lettered (reason oversize)."
