@@ -227,7 +227,12 @@ def bench_bridge_drain(
 
 
 def bench_live(
-    kafka: KafkaBroker, mosq: MosquittoBroker, bridges: int, in_flight: int, seconds: int
+    kafka: KafkaBroker,
+    mosq: MosquittoBroker,
+    bridges: int,
+    in_flight: int,
+    seconds: int,
+    publishers: int,
 ) -> float:
     conf = {"bootstrap.servers": kafka.bootstrap}
     run = uuid.uuid4().hex[:6]
@@ -242,37 +247,49 @@ def bench_live(
     ]
     try:
         time.sleep(3)
-        sim = subprocess.Popen(
-            [
-                sys.executable, "-m", "iotml", "simulate", "--mqtt-url", mosq.url,
-                "--sim-devices", str(DEVICES), "--sim-as-fast-as-possible",
-                "--sim-duration", f"{seconds}s", "--sim-progress", "0", "--sim-client-id", f"sim-{run}",
-            ],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        sims = [
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "iotml", "simulate", "--mqtt-url", mosq.url,
+                    "--sim-devices", str(DEVICES // publishers), "--sim-device-prefix", f"p{k}",
+                    "--sim-as-fast-as-possible", "--sim-duration", f"{seconds}s",
+                    "--sim-progress", "0", "--sim-client-id", f"sim-{run}-{k}",
+                ],
+                stdout=subprocess.PIPE, text=True,
+            )
+            for k in range(publishers)
+        ]  # fmt: skip
         time.sleep(2)
         c0, t0 = total_offsets(conf, topic), time.monotonic()
-        out, _ = sim.communicate(timeout=seconds + 60)
+        outs = [sim.communicate(timeout=seconds + 60)[0] for sim in sims]
         c1, t1 = total_offsets(conf, topic), time.monotonic()
         rate = (c1 - c0) / (t1 - t0)
-        print(f"  simulate: {out.strip()}")
-        print(f"  live, bridge x{bridges}: {rate:,.0f} msg/s into Kafka while `iotml simulate` ran")
+        for out in outs:
+            print(f"  simulate: {out.strip()}")
+        print(
+            f"  live, bridge x{bridges}, {publishers} simulate process(es) publishing: "
+            f"{rate:,.0f} msg/s into Kafka"
+        )
         return rate
     finally:
         stop_all(procs)
 
 
-def _quix_worker(kafka: str, port: int, topic: str, client_id: str) -> None:
-    import paho.mqtt.client as paho
-    from quixstreams import Application
-    from quixstreams.sources.community.mqtt import MQTTSource
+try:
+    import paho.mqtt.client as _paho
+    from quixstreams.sources.community.mqtt import MQTTSource as _MQTTSource
+except ImportError:  # quixstreams is in the processor extra
+    _MQTTSource = None
 
-    class PersistentMQTTSource(MQTTSource):
-        """MQTTSource with a persistent session (it connects with clean session on)."""
+if _MQTTSource is not None:
+
+    class PersistentMQTTSource(_MQTTSource):  # type: ignore[misc,valid-type]
+        """MQTTSource, whose client otherwise connects with a clean session, keeping its
+        persistent session so that it can drain a backlog; everything else unchanged."""
 
         def setup(self) -> None:
-            self._client = paho.Client(
-                callback_api_version=paho.CallbackAPIVersion.VERSION2,
+            self._client = _paho.Client(
+                callback_api_version=_paho.CallbackAPIVersion.VERSION2,
                 client_id=self._client_id,
                 protocol=self._protocol,
                 clean_session=False,
@@ -282,8 +299,15 @@ def _quix_worker(kafka: str, port: int, topic: str, client_id: str) -> None:
             self._client.subscribe(self._topic, qos=self._qos)
             self._client.loop_start()
 
+
+def _quix_worker(kafka: str, port: int, topic: str, client_id: str, state_dir: str) -> None:
+    from quixstreams import Application
+
     app = Application(
-        broker_address=kafka, consumer_group=f"q-{client_id}", auto_create_topics=False
+        broker_address=kafka,
+        consumer_group=f"q-{client_id}",
+        auto_create_topics=False,
+        state_dir=state_dir,
     )
     source = PersistentMQTTSource(
         topic=FILTER,
@@ -297,14 +321,16 @@ def _quix_worker(kafka: str, port: int, topic: str, client_id: str) -> None:
     app.run()
 
 
-def bench_quix(kafka: KafkaBroker, mosq: MosquittoBroker, n: int) -> float:
+def bench_quix(kafka: KafkaBroker, mosq: MosquittoBroker, n: int, tmp: str) -> float:
     conf = {"bootstrap.servers": kafka.bootstrap}
     run = uuid.uuid4().hex[:6]
     topic = make_topic(conf, f"bench-quix-{run}")
     cid = f"quix-{run}"
     register_session(mosq.port, cid, FILTER, v5=False)
     preload(mosq.port, n)
-    proc = mp.Process(target=_quix_worker, args=(kafka.bootstrap, mosq.port, topic, cid))
+    proc = mp.Process(
+        target=_quix_worker, args=(kafka.bootstrap, mosq.port, topic, cid, f"{tmp}/quix-state")
+    )
     proc.start()
     try:
         rate, count = wait_drain(conf, topic, n)
@@ -325,6 +351,7 @@ def main() -> None:
     ap.add_argument("--bridges", default="1,2", help="comma-separated bridge process counts")
     ap.add_argument("--in-flight", type=int, default=10_000)
     ap.add_argument("--live-seconds", type=int, default=20)
+    ap.add_argument("--live-publishers", type=int, default=2)
     ap.add_argument("--skip-quix", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
     args = ap.parse_args()
@@ -354,10 +381,12 @@ def main() -> None:
                     (int(x) for x in args.bridges.split(",")), key=lambda b: results[f"bridge x{b}"]
                 )
                 print("live:", flush=True)
-                bench_live(kafka, mosq, best, args.in_flight, args.live_seconds)
+                bench_live(
+                    kafka, mosq, best, args.in_flight, args.live_seconds, args.live_publishers
+                )
             if not args.skip_quix:
                 print("quixstreams MQTTSource, same backlog:", flush=True)
-                results["MQTTSource"] = bench_quix(kafka, mosq, args.messages)
+                results["MQTTSource"] = bench_quix(kafka, mosq, args.messages, tmp)
             print("summary (QoS 1 backlog drain into Kafka, msg/s):")
             for name, rate in results.items():
                 print(f"  {name:<14} {rate:>10,.0f}")
