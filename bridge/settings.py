@@ -95,7 +95,6 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
         return self
 
 
-FAULT_KINDS = ("overheat", "drop", "stuck", "dropout", "malformed")
 
 
 class SimulatorSettings(MqttSettings):
