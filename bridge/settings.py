@@ -95,8 +95,6 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
         return self
 
 
-
-
 class SimulatorSettings(MqttSettings):
     """``iotml simulate``: a fleet of devices publishing readings at QoS 1."""
 
