@@ -85,7 +85,10 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
     @model_validator(mode="after")
     def _check_routes(self) -> BridgeSettings:
         for text in self.routes:
-            parse_route(text, self.topic_readings)  # raises RouteError (a ValueError)
+            try:
+                parse_route(text, self.topic_readings)
+            except ValueError as exc:
+                raise ValueError(f"IOTML_ROUTES / --routes: {exc}") from None
         if self.mqtt_share_group is not None and (
             not self.mqtt_share_group or any(c in self.mqtt_share_group for c in "/+#")
         ):
@@ -156,5 +159,8 @@ class SimulatorSettings(MqttSettings):
         from bridge.fleet import parse_fault
 
         for text in self.sim_faults:
-            parse_fault(text)
+            try:
+                parse_fault(text)
+            except ValueError as exc:
+                raise ValueError(f"IOTML_SIM_FAULTS / --sim-faults: {exc}") from None
         return self

@@ -23,15 +23,16 @@ from pydantic import Field
 
 from iotml.logs import setup_logging
 from iotml.options import build_settings, settings_options
+from iotml.settings import data_home
 from iotml.stack.procs import free_port, stop_pid
-from iotml.stack.settings import StackSettings, _default_home
+from iotml.stack.settings import StackSettings
 
 
 class DemoSettings(StackSettings):
     """Settings of ``iotml demo`` (plus those of ``iotml stack``)."""
 
     model_registry: Path = Field(
-        default_factory=lambda: _default_home() / "models",
+        default_factory=lambda: data_home() / "models",
         description="Model registry; a model is trained on synthetic history if it has none.",
     )
     model_name: str = Field("temperature", description="Model name in the registry.")

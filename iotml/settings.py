@@ -34,6 +34,13 @@ StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 ENV_PREFIX = "IOTML_"
 
 
+def data_home() -> Path:
+    """Where iotml keeps local data by default: ``$XDG_DATA_HOME/iotml``."""
+    import os
+
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "iotml"
+
+
 class ServiceSettings(BaseSettings):
     """Base of every service's settings: ``IOTML_`` variables, immutable once built."""
 

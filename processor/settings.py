@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from iotml.durations import parse_duration_ms as D
-from iotml.settings import DurationMs, HttpSettings, KafkaSettings
+from iotml.settings import DurationMs, HttpSettings, KafkaSettings, data_home
 from iotml.topics import TopicNames
 
 
@@ -64,7 +64,7 @@ class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
         D("10s"), description="How often the registry's LATEST pointer is checked."
     )
     state_dir: Path = Field(
-        Path("state"),
+        default_factory=lambda: data_home() / "processor-state",
         description="Local state directory (RocksDB); rebuilt from changelog topics if lost.",
     )
     session_timeout: DurationMs = Field(

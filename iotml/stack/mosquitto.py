@@ -35,8 +35,9 @@ max_queued_messages 2000000
 max_queued_bytes 0
 
 # Acking after Kafka caps throughput at (messages in flight / Kafka latency). The default
-# of 20 in flight per client would throttle the bridge to a few thousand messages a second;
-# MQTT 5 clients further limit it with their Receive Maximum.
+# of 20 in flight per client would throttle the bridge to a few thousand messages a second.
+# (Mosquitto 2.0 does not always honour a client's MQTT 5 Receive Maximum while it flushes
+# a queued backlog, so the bridge enforces its own in-flight cap as well.)
 max_inflight_messages 10000
 max_inflight_bytes 0
 

@@ -7,11 +7,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from iotml.settings import data_home
 from iotml.topics import TopicsSettings
-
-
-def _default_home() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "iotml"
 
 
 def default_cache_dir() -> Path:
@@ -22,7 +19,7 @@ class StackSettings(TopicsSettings):
     """Where and how the local Kafka and Mosquitto run."""
 
     stack_dir: Path = Field(
-        default_factory=lambda: _default_home() / "stack",
+        default_factory=lambda: data_home() / "stack",
         description="Data directory of the local stack (Kafka log dir, Mosquitto persistence).",
     )
     cache_dir: Path = Field(
