@@ -15,20 +15,32 @@ pytestmark = pytest.mark.slow
 
 def test_demo_shows_predictions_and_an_alert_for_the_injected_fault(tmp_path, kafka_broker):
     args = [
-        sys.executable, "-m", "iotml", "demo", "--plain", "--duration", "130",
-        "--stack-dir", str(tmp_path / "stack"),
-        "--cache-dir", str(kafka_broker.cache_dir),
-        "--model-registry", str(tmp_path / "models"),
-        "--kafka-port", str(free_port()),
-        "--kafka-controller-port", str(free_port()),
-        "--mqtt-port", str(free_port()),
-        "--devices", "4",
-        "--fault", "dev-0003:drop@60s",
+        sys.executable,
+        "-m",
+        "iotml",
+        "demo",
+        "--plain",
+        "--duration",
+        "130",
+        "--stack-dir",
+        str(tmp_path / "stack"),
+        "--cache-dir",
+        str(kafka_broker.cache_dir),
+        "--model-registry",
+        str(tmp_path / "models"),
+        "--kafka-port",
+        str(free_port()),
+        "--kafka-controller-port",
+        str(free_port()),
+        "--mqtt-port",
+        str(free_port()),
+        "--devices",
+        "4",
+        "--fault",
+        "dev-0003:drop@60s",
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("prediction device=") for line in lines), proc.stdout[-2000:]
-    assert any(
-        line.startswith("alert open device=dev-0003") for line in lines
-    ), proc.stdout[-3000:]
+    assert any(line.startswith("alert open device=dev-0003") for line in lines), proc.stdout[-3000:]
