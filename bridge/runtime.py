@@ -221,10 +221,13 @@ class Bridge:
             while not self._stopping.is_set():
                 if client.socket() is None:
                     if time.monotonic() >= next_attempt:
+                        # Back off after every attempt, not only when the socket failed to
+                        # open: a broker that refuses the CONNACK (bad password, not
+                        # authorised) closes a socket that did open. A CONNACK that succeeds
+                        # resets the delay (_on_connect).
                         self._connect(client, host, port)
-                        if client.socket() is None:
-                            next_attempt = time.monotonic() + self._backoff
-                            self._backoff = min(self._backoff * 2, s.mqtt_reconnect_max / 1000)
+                        next_attempt = time.monotonic() + self._backoff
+                        self._backoff = min(self._backoff * 2, s.mqtt_reconnect_max / 1000)
                     self._pump(0.05)
                     continue
                 room = cap - self.acks.in_flight

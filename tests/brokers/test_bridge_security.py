@@ -1,0 +1,420 @@
+"""The bridge against a Mosquitto that wants TLS, a client certificate and a password.
+
+The test CA, the broker's and the client's certificates and the password file are made in
+``tmp_path`` (``openssl`` and ``mosquitto_passwd`` command lines); nothing is committed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+import bridge.runtime
+from bridge.settings import BridgeSettings
+from iotml.stack import KafkaBroker
+from iotml.stack.mosquitto import find_mosquitto
+from iotml.stack.procs import free_port, port_open
+from tests.brokers.test_bridge_pipeline import readings, running, seqs
+from tests.kafkatools import consume_all
+
+pytestmark = pytest.mark.brokers
+
+USERNAME = "bridge-user"
+
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+"""
+
+MOSQUITTO_CONF = """\
+per_listener_settings false
+listener {port} 127.0.0.1
+cafile {dir}/ca.crt
+certfile {dir}/server.crt
+keyfile {dir}/server.key
+require_certificate true
+use_identity_as_username false
+allow_anonymous false
+password_file {dir}/passwd
+user {user}
+persistence false
+log_dest file {dir}/mosquitto.log
+log_type all
+connection_messages true
+"""
+
+
+def run(*args: str | Path) -> None:
+    subprocess.run([str(a) for a in args], check=True, capture_output=True, timeout=30)
+
+
+def make_pki(d: Path) -> None:
+    """A test CA, a server certificate for localhost/127.0.0.1 and a client certificate."""
+    assert shutil.which("openssl"), "these tests need the openssl command line"
+    cnf = d / "openssl.cnf"
+    cnf.write_text(OPENSSL_CNF)
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("openssl", "req", "-x509", "-new", *ec, "-config", cnf, "-extensions", "ca",
+        "-subj", "/CN=iotml test CA", "-days", "2", "-keyout", d / "ca.key", "-out", d / "ca.crt")  # fmt: skip
+    for name, cn in (("server", "localhost"), ("client", "iotml-bridge")):
+        run("openssl", "req", "-new", *ec, "-config", cnf, "-subj", f"/CN={cn}",
+            "-keyout", d / f"{name}.key", "-out", d / f"{name}.csr")  # fmt: skip
+        run("openssl", "x509", "-req", "-in", d / f"{name}.csr", "-CA", d / "ca.crt",
+            "-CAkey", d / "ca.key", "-set_serial", str(uuid.uuid4().int >> 64), "-days", "2",
+            "-extfile", cnf, "-extensions", name, "-out", d / f"{name}.crt")  # fmt: skip
+
+
+@dataclass
+class SecureMosquitto:
+    dir: Path
+    port: int
+    password: str
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://localhost:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def cert(self) -> Path:
+        return self.dir / "client.crt"
+
+    @property
+    def key(self) -> Path:
+        return self.dir / "client.key"
+
+    def set_password(self, password: str) -> None:
+        """Rewrite the password file and have Mosquitto reload it (SIGHUP)."""
+        run("mosquitto_passwd", "-b", "-c", self.dir / "passwd", USERNAME, password)
+        self.password = password
+        self.proc.send_signal(signal.SIGHUP)
+
+    def log(self) -> str:
+        path = self.dir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def client(self, *, cert: bool = True, password: str | None = None) -> mqtt.Client:
+        """A TLS client; ``password=None`` connects without credentials."""
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"pub-{os.urandom(4).hex()}",
+            protocol=mqtt.MQTTv5,
+        )
+        c.tls_set(
+            ca_certs=str(self.ca),
+            certfile=str(self.cert) if cert else None,
+            keyfile=str(self.key) if cert else None,
+        )
+        if password is not None:
+            c.username_pw_set(USERNAME, password)
+        return c
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path: Path) -> Iterator[SecureMosquitto]:
+    d = tmp_path / "mosquitto"
+    d.mkdir()
+    make_pki(d)
+    password = f"pw-{uuid.uuid4().hex}"
+    run("mosquitto_passwd", "-b", "-c", d / "passwd", USERNAME, password)
+    port = free_port()
+    conf = d / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(port=port, dir=d, user=getpass.getuser()))
+    with open(d / "mosquitto.out", "wb") as out:
+        proc = subprocess.Popen(
+            [find_mosquitto(), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", port):
+            assert proc.poll() is None, (d / "mosquitto.out").read_text()
+            assert time.monotonic() < deadline, "mosquitto not listening"
+            time.sleep(0.05)
+        yield SecureMosquitto(d, port, password, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def accepted(broker: SecureMosquitto, client: mqtt.Client) -> bool:
+    """Whether the broker accepts ``client``'s connection (CONNACK success)."""
+    outcome: list[bool] = []
+    client.on_connect = lambda c, u, f, reason, p: outcome.append(not reason.is_failure)
+    try:
+        client.connect("localhost", broker.port)
+        deadline = time.monotonic() + 5
+        while not outcome and time.monotonic() < deadline:
+            if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+                break
+    except OSError:
+        return False
+    finally:
+        client.disconnect()
+    return outcome == [True]
+
+
+def publish_tls(broker: SecureMosquitto, messages: Sequence[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 over TLS with the client certificate and the password."""
+    client = broker.client(password=broker.password)
+    client.max_inflight_messages_set(1000)
+    connected = threading.Event()
+
+    def on_connect(c: Any, u: Any, f: Any, reason: Any, p: Any) -> None:
+        if not reason.is_failure:
+            connected.set()
+
+    client.on_connect = on_connect
+    acked = [0]
+    client.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
+    client.connect("localhost", broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10), "the TLS publisher could not connect"
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + 30
+        while acked[0] < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert acked[0] == len(messages), "the broker did not acknowledge every message"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def secure_settings(
+    kafka_broker: KafkaBroker,
+    secure_mosquitto: SecureMosquitto,
+    topics: Callable[..., str],
+    unique: Callable[[str], str],
+) -> Callable[..., BridgeSettings]:
+    readings_topic = topics("readings")
+    dlq_topic = topics("readings-dlq")
+
+    def make(**overrides: Any) -> BridgeSettings:
+        b = secure_mosquitto
+        values: dict[str, Any] = {
+            "kafka_bootstrap": kafka_broker.bootstrap,
+            "mqtt_url": b.url,
+            "mqtt_ca": b.ca,
+            "mqtt_cert": b.cert,
+            "mqtt_key": b.key,
+            "mqtt_username": USERNAME,
+            "mqtt_password": b.password,
+            "mqtt_client_id": unique("bridge"),
+            "topic_readings": readings_topic,
+            "topic_readings_dlq": dlq_topic,
+            "http_port": 0,
+            "mqtt_reconnect_max": 2000,
+        }
+        values.update(overrides)
+        return BridgeSettings(**values)
+
+    return make
+
+
+def test_bridge_over_mutual_tls_with_a_password_delivers_readings_to_kafka(
+    secure_settings: Callable[..., BridgeSettings],
+    secure_mosquitto: SecureMosquitto,
+    kafka_conf: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    b = secure_mosquitto
+    # The broker really is locked down: each missing piece gets a client turned away.
+    assert accepted(b, b.client(password=b.password))
+    assert not accepted(b, b.client(cert=False, password=b.password)), "no client certificate"
+    assert not accepted(b, b.client(password=None)), "anonymous"
+    assert not accepted(b, b.client(password="not-" + b.password)), "wrong password"
+
+    # paho's own DEBUG log (it sees the CONNECT packet) is captured too.
+    make_client = bridge.runtime.make_client
+
+    def logging_client(*args: Any, **kwargs: Any) -> Any:
+        client = make_client(*args, **kwargs)
+        client.enable_logger(logging.getLogger("paho.bridge"))
+        return client
+
+    monkeypatch.setattr(bridge.runtime, "make_client", logging_client)
+    settings = secure_settings()
+    caplog.set_level("DEBUG")
+    with running(settings):
+        publish_tls(b, readings(300))
+        records = consume_all(kafka_conf, settings.topic_readings, 300, timeout=30)
+    assert sorted(seqs(records)) == list(range(300))
+    assert f"MQTT localhost:{b.port} (TLS)" in caplog.text
+    assert f"MQTT connected as {settings.mqtt_client_id}" in caplog.text
+    assert re.search(rf"as {re.escape(settings.mqtt_client_id)} \(.*u'{USERNAME}'\)", b.log())
+    assert "Sending CONNECT (u1, p1" in caplog.text  # DEBUG records, username and password set
+    assert b.password not in caplog.text
+
+
+def _readyz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _log_times(out: str, needle: str) -> list[float]:
+    stamps = [line[:23] for line in out.splitlines() if needle in line]
+    return [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f").timestamp() for s in stamps]
+
+
+def test_wrong_password_retries_with_backoff_reports_not_ready_and_never_logs_it(
+    secure_settings: Callable[..., BridgeSettings],
+    secure_mosquitto: SecureMosquitto,
+    kafka_conf: dict[str, Any],
+    tmp_path: Path,
+):
+    b = secure_mosquitto
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    right = b.password
+    settings = secure_settings()
+    http_port = free_port()
+    env = {
+        **os.environ,
+        "IOTML_MQTT_URL": b.url,
+        "IOTML_MQTT_CA": str(b.ca),
+        "IOTML_MQTT_CERT": str(b.cert),
+        "IOTML_MQTT_KEY": str(b.key),
+        "IOTML_MQTT_USERNAME": USERNAME,
+        "IOTML_MQTT_PASSWORD": wrong,
+        "IOTML_MQTT_RECONNECT_MIN": "250ms",
+        "IOTML_MQTT_RECONNECT_MAX": "1s",
+        "IOTML_LOG_LEVEL": "DEBUG",
+    }
+    args = [
+        sys.executable, "-m", "iotml", "bridge",
+        "--kafka-bootstrap", settings.kafka_bootstrap,
+        "--mqtt-client-id", settings.mqtt_client_id,
+        "--topic-readings", settings.topic_readings,
+        "--topic-readings-dlq", settings.topic_readings_dlq,
+        "--http-port", str(http_port), "--http-host", "127.0.0.1",
+    ]  # fmt: skip
+    out_path = tmp_path / "bridge.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        # Refused for ~4 s: alive, not ready, and the reason is MQTT.
+        deadline = time.monotonic() + 15
+        while "refused the connection" not in out_path.read_text():
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, out_path.read_text()
+            time.sleep(0.1)
+        statuses = []
+        until = time.monotonic() + 4
+        while time.monotonic() < until:
+            assert proc.poll() is None, "the bridge exited on a refused connection"
+            statuses.append(_readyz(http_port))
+            time.sleep(0.2)
+        assert {s for s, _ in statuses} == {503}, statuses
+        assert all("MQTT broker not connected" in body for _, body in statuses), statuses
+
+        # The operator fixes the broker side: the bridge's next retry gets in.
+        b.set_password(wrong)
+        deadline = time.monotonic() + 15
+        while _readyz(http_port)[0] != 200:
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, f"never ready: {_readyz(http_port)}"
+            time.sleep(0.1)
+        time.sleep(0.3)  # the SUBACK
+        publish_tls(b, readings(50))
+        records = consume_all(kafka_conf, settings.topic_readings, 50, timeout=30)
+        assert sorted(seqs(records)) == list(range(50))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = out_path.read_text()
+    assert proc.returncode == 0, output
+    refusals = _log_times(output, "MQTT broker refused the connection")
+    assert refusals, output
+    reason = output.split("MQTT broker refused the connection: ", 1)[1].splitlines()[0]
+    assert reason in ("Bad user name or password", "Not authorized"), reason
+    # Backoff: 250 ms, doubling to 1 s, so ~4.5 s of refusals is a handful of attempts,
+    # each at least the first delay after the previous one, and the later ones >= ~1 s.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refusals)]
+    assert 3 <= len(refusals) <= 12, (len(refusals), gaps)
+    assert min(gaps) >= 0.2, gaps
+    assert max(gaps) >= 0.9, gaps
+    assert "MQTT connected as" in output
+    assert wrong not in output
+    assert right not in output
+
+
+def test_password_is_absent_from_help_settings_repr_and_config_errors():
+    secret = f"pw-{uuid.uuid4().hex}"
+    env = {**os.environ, "IOTML_MQTT_USERNAME": USERNAME, "IOTML_MQTT_PASSWORD": secret}
+    cmd = [sys.executable, "-m", "iotml", "bridge"]
+    helped = subprocess.run([*cmd, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert "--mqtt-password" in helped.stdout and "IOTML_MQTT_PASSWORD" in helped.stdout
+    assert secret not in helped.stdout + helped.stderr
+    # A configuration error reported with the password set (flag and variable) omits it.
+    bad = subprocess.run(
+        [*cmd, "--mqtt-password", secret, "--mqtt-url", "http://nowhere"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "IOTML_MQTT_URL" in bad.stdout + bad.stderr
+    assert secret not in bad.stdout + bad.stderr
+
+    values: dict[str, Any] = {"mqtt_username": USERNAME, "mqtt_password": secret, "http_port": 0}
+    settings = BridgeSettings(**values)
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert secret not in text
+        assert USERNAME in text
+    assert settings.mqtt_password is not None
+    assert settings.mqtt_password.get_secret_value() == secret
