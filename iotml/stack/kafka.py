@@ -26,7 +26,7 @@ logger.kafka.level=INFO
 
 
 @dataclass
-class KafkaBroker:
+class KafkaBroker(procs.ManagedProcess):
     """One single-node KRaft broker whose log directory persists across restarts."""
 
     data_dir: Path
@@ -47,18 +47,13 @@ class KafkaBroker:
         return self.data_dir / "server.properties"
 
     @property
-    def _pidfile(self) -> Path:
-        return self.data_dir / "kafka.pid"
-
-    @property
     def log_file(self) -> Path:
         return self.data_dir / "kafka.log"
 
-    def pid(self) -> int | None:
-        return procs.read_pid(self._pidfile, str(self._props))
+    NAME = "kafka"
 
-    def running(self) -> bool:
-        return self.pid() is not None
+    def _marker(self) -> str:
+        return str(self._props)
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,15 +130,7 @@ class KafkaBroker:
             raise StackError(f"port {self.port} is taken by another process; set another port")
         self._write_config()
         self._format()
-        with open(self.log_file, "ab") as log:
-            self._proc = subprocess.Popen(
-                self._java("kafka.Kafka", str(self._props)),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # outlives `iotml stack up`; not killed by Ctrl-C
-            )
-        self._pidfile.write_text(str(self._proc.pid))
+        self._spawn(self._java("kafka.Kafka", str(self._props)), self.log_file)
         if wait:
             self.wait_ready(timeout)
 
@@ -200,30 +187,6 @@ class KafkaBroker:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
-
-    def stop(self, timeout: float = 60.0) -> bool:
-        """Controlled shutdown (SIGTERM); SIGKILL after ``timeout``. True if it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        procs.stop_pid(pid, timeout)
-        if self._proc is not None:
-            self._proc.wait()
-            self._proc = None
-        self._pidfile.unlink(missing_ok=True)
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL, for fault tests: no controlled shutdown."""
-        import signal
-
-        pid = self.pid()
-        if pid is not None:
-            procs.stop_pid(pid, 0, sig=signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait()
-            self._proc = None
-        self._pidfile.unlink(missing_ok=True)
 
     def restart(self, timeout: float = 120.0) -> None:
         self.stop()

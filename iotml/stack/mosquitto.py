@@ -63,7 +63,7 @@ def find_mosquitto() -> str:
 
 
 @dataclass
-class MosquittoBroker:
+class MosquittoBroker(procs.ManagedProcess):
     data_dir: Path
     port: int = 1883
     bind: str = "127.0.0.1"
@@ -78,15 +78,10 @@ class MosquittoBroker:
     def config_file(self) -> Path:
         return self.data_dir / "mosquitto.conf"
 
-    @property
-    def _pidfile(self) -> Path:
-        return self.data_dir / "mosquitto.pid"
+    NAME = "mosquitto"
 
-    def pid(self) -> int | None:
-        return procs.read_pid(self._pidfile, str(self.config_file))
-
-    def running(self) -> bool:
-        return self.pid() is not None
+    def _marker(self) -> str:
+        return str(self.config_file)
 
     def start(self, timeout: float = 15.0) -> None:
         if self.running():
@@ -100,18 +95,10 @@ class MosquittoBroker:
                 port=self.port, bind=self.bind, data=self.data_dir, user=getpass.getuser()
             )
         )
-        with open(self.data_dir / "mosquitto.out", "ab") as out:
-            self._proc = subprocess.Popen(
-                [binary, "-c", str(self.config_file)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._pidfile.write_text(str(self._proc.pid))
+        proc = self._spawn([binary, "-c", str(self.config_file)], self.data_dir / "mosquitto.out")
         deadline = time.monotonic() + timeout
         while not procs.port_open("127.0.0.1", self.port):
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise StackError(
                     f"mosquitto exited at start; see {self.data_dir / 'mosquitto.log'}"
                 )
@@ -121,15 +108,7 @@ class MosquittoBroker:
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Graceful stop: Mosquitto writes its persistence file on SIGTERM."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        procs.stop_pid(pid, timeout)
-        if self._proc is not None:
-            self._proc.wait()
-            self._proc = None
-        self._pidfile.unlink(missing_ok=True)
-        return True
+        return super().stop(timeout)
 
     def restart(self) -> None:
         self.stop()

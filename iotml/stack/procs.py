@@ -6,8 +6,10 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
+from typing import ClassVar
 
 
 def pid_alive(pid: int) -> bool:
@@ -77,3 +79,59 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ManagedProcess:
+    """A broker process started in its own session, tracked by a pid file in ``data_dir``.
+
+    Subclasses are dataclasses with ``data_dir`` and ``_proc`` fields, a ``NAME`` and a
+    ``_marker()`` (a path on the process's command line, so a recycled pid is never
+    mistaken for ours).
+    """
+
+    NAME: ClassVar[str]
+    data_dir: Path
+    _proc: subprocess.Popen[bytes] | None
+
+    def _marker(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.data_dir / f"{self.NAME}.pid"
+
+    def pid(self) -> int | None:
+        return read_pid(self._pidfile, self._marker())
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def _spawn(self, cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives `iotml stack up`; not killed by Ctrl-C
+            )
+        self._pidfile.write_text(str(self._proc.pid))
+        return self._proc
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        """Graceful stop (SIGTERM), SIGKILL after ``timeout``. True if it was running."""
+        return self._end(timeout, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests: no graceful shutdown."""
+        self._end(0, signal.SIGKILL)
+
+    def _end(self, timeout: float, sig: int) -> bool:
+        pid = self.pid()
+        if pid is not None:
+            stop_pid(pid, timeout, sig)
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+        self._pidfile.unlink(missing_ok=True)
+        return pid is not None
