@@ -32,6 +32,33 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# The extra that provides each command's dependencies (for a clear error in slim installs).
+EXTRAS: dict[str, str] = {
+    "bridge": "bridge",
+    "simulate": "bridge",
+    "processor": "processor",
+    "train": "models",
+    "evaluate": "models",
+    "models": "models",
+    "batch": "models",
+    "archive": "models",
+    "demo": "all",
+}
+
+
+def _unavailable(name: str, missing: str) -> click.Command:
+    """A stand-in for a command whose dependencies are not installed."""
+    extra = EXTRAS.get(name, "all")
+
+    def fail() -> None:
+        raise click.ClickException(
+            f"`iotml {name}` needs the '{extra}' extra (missing module {missing!r}): "
+            f'pip install "iotml[{extra}]"'
+        )
+
+    return click.Command(name, callback=fail, help=f'(not installed: pip install "iotml[{extra}]")')
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if self._load(name) is not None]
@@ -48,8 +75,8 @@ class LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
-                return None  # not built yet in this checkout
-            raise
+                return None  # not part of this installation
+            return _unavailable(name, exc.name or "?")
         command: click.Command = getattr(module, attr)
         return command
 

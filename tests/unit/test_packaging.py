@@ -38,3 +38,19 @@ def test_bridge_extra_does_not_pull_in_tensorflow():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     edge = project["dependencies"] + project["optional-dependencies"]["bridge"]
     assert not any("tensorflow" in dep or "keras" in dep for dep in edge)
+
+
+def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from iotml import cli as cli_module
+
+    (tmp_path / "needs_missing_dep.py").write_text("import not_an_installed_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli_module.COMMANDS, "processor", "needs_missing_dep:cmd")
+    runner = CliRunner()
+    listing = runner.invoke(cli_module.cli, ["--help"])
+    assert listing.exit_code == 0 and 'pip install "iotml[processor]"' in listing.output
+    result = runner.invoke(cli_module.cli, ["processor"])
+    assert result.exit_code == 1
+    assert "not_an_installed_module_xyz" in result.output
