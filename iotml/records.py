@@ -18,6 +18,11 @@ from typing import Any, Literal
 from iotml import headers as h
 from iotml.errors import RecordError
 
+try:  # parsing is the per-record cost of every service; orjson is ~4x faster
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson comes with quixstreams, not the slim image
+    _fast_loads = json.loads  # type: ignore[assignment]
+
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 256
 
@@ -32,9 +37,14 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 def _loads(raw: bytes | str) -> dict[str, Any]:
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RecordError("invalid_json", str(exc)[:200]) from None
+        obj = _fast_loads(raw)
+    except ValueError:
+        # The standard parser decides the reason: it reads NaN/Infinity (then reported
+        # as not_finite, which says more than invalid_json) where orjson refuses them.
+        try:
+            obj = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RecordError("invalid_json", str(exc)[:200]) from None
     if not isinstance(obj, dict):
         raise RecordError("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -21,7 +21,7 @@ lateness rule below, which ``iotml batch``/``evaluate`` use:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from iotml.records import Alert, Prediction
@@ -261,5 +261,13 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+_FIELDS = tuple(f.name for f in fields(DeviceState))
+
+
 def _evolve(state: DeviceState, **changes: Any) -> DeviceState:
-    return replace(state, **changes)
+    """``dataclasses.replace`` without its per-call checks: this runs for every reading,
+    where ``replace`` took a sixth of the processor's time per record."""
+    new = DeviceState.__new__(DeviceState)
+    for name in _FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
