@@ -7,6 +7,7 @@ replicas cannot share.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,17 +93,33 @@ def ensure_topics(
     """Create the topics that are missing; idempotent. Existing topics are left as they are
     and reported when their partition count differs from the spec (changing it would move
     keys between partitions, so that is an operator's decision)."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(dict(kafka_conf))
+    # Refused credentials are only reported through error_cb; without it list_topics waits
+    # out the whole timeout and then reports a misleading "transport failure".
+    refused: list[KafkaError] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(err)
+
+    admin = AdminClient({**kafka_conf, "error_cb": on_error})
     specs = list(specs)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {kafka_conf.get('bootstrap.servers')}: {exc}"
-        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            break
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            where = kafka_conf.get("bootstrap.servers")
+            if refused:
+                raise TopicError(
+                    f"Kafka at {where} refused the credentials: {refused[0].str()}"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise TopicError(f"cannot reach Kafka at {where}: {exc}") from None
     existing = {name: len(t.partitions) for name, t in metadata.topics.items()}
     missing = [s for s in specs if s.name not in existing]
     created: list[str] = []

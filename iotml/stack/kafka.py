@@ -36,11 +36,31 @@ class KafkaBroker(procs.ManagedProcess):
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "iotml")
     heap: str = "512m"
     host: str = "127.0.0.1"
+    #: Optional SASL/PLAIN listener (``SASL_PLAINTEXT``) next to the plaintext one, with
+    #: these ``{user: password}`` accounts; authentication only, no authorizer.
+    sasl_users: dict[str, str] | None = None
+    sasl_port: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        if self.sasl_port is None:
+            raise StackError("this broker has no SASL listener (set sasl_port and sasl_users)")
+        return f"{self.host}:{self.sasl_port}"
+
+    def _sasl_lines(self) -> list[str]:
+        if not self.sasl_users or self.sasl_port is None:
+            return []
+        users = " ".join(f'user_{name}="{pw}"' for name, pw in self.sasl_users.items())
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+        ]
 
     @property
     def _props(self) -> Path:
@@ -57,6 +77,8 @@ class KafkaBroker(procs.ManagedProcess):
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        sasl = self._sasl_lines()
+        extra = f",SASL_PLAINTEXT://{self.host}:{self.sasl_port}" if sasl else ""
         self._props.write_text(
             "\n".join(
                 [
@@ -64,11 +86,13 @@ class KafkaBroker(procs.ManagedProcess):
                     "node.id=1",
                     f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
                     f"listeners=PLAINTEXT://{self.host}:{self.port},"
-                    f"CONTROLLER://{self.host}:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    f"CONTROLLER://{self.host}:{self.controller_port}{extra}",
+                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}{extra}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+                    + (",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else ""),
+                    *sasl,
                     f"log.dirs={self.data_dir / 'logs'}",
                     # One node: internal topics (offsets, transactions for exactly-once)
                     # cannot have more replicas than brokers.
@@ -128,6 +152,8 @@ class KafkaBroker(procs.ManagedProcess):
             return
         if procs.port_open(self.host, self.port):
             raise StackError(f"port {self.port} is taken by another process; set another port")
+        if (self.sasl_users is None) != (self.sasl_port is None):
+            raise StackError("sasl_users and sasl_port go together: set both or neither")
         self._write_config()
         self._format()
         self._spawn(self._java("kafka.Kafka", str(self._props)), self.log_file)
