@@ -87,14 +87,11 @@ class EnsureReport:
     mismatched: dict[str, str]
 
 
-def ensure_topics(
-    kafka_conf: Mapping[str, Any], specs: Iterable[TopicSpec], timeout: float = 30.0
-) -> EnsureReport:
-    """Create the topics that are missing; idempotent. Existing topics are left as they are
-    and reported when their partition count differs from the spec (changing it would move
-    keys between partitions, so that is an operator's decision)."""
+def cluster_metadata(kafka_conf: Mapping[str, Any], timeout: float = 30.0) -> tuple[Any, Any]:
+    """An ``AdminClient`` and the cluster's metadata; raises :class:`TopicError` that says
+    whether Kafka was unreachable or refused the credentials."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     # Refused credentials are only reported through error_cb; without it list_topics waits
     # out the whole timeout and then reports a misleading "transport failure".
@@ -105,12 +102,11 @@ def ensure_topics(
             refused.append(err)
 
     admin = AdminClient({**kafka_conf, "error_cb": on_error})
-    specs = list(specs)
     deadline = time.monotonic() + timeout
     while True:
         try:
             metadata = admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
-            break
+            return admin, metadata
         except KafkaException as exc:
             admin.poll(0)  # serves error_cb
             where = kafka_conf.get("bootstrap.servers")
@@ -120,6 +116,19 @@ def ensure_topics(
                 ) from None
             if time.monotonic() >= deadline:
                 raise TopicError(f"cannot reach Kafka at {where}: {exc}") from None
+
+
+def ensure_topics(
+    kafka_conf: Mapping[str, Any], specs: Iterable[TopicSpec], timeout: float = 30.0
+) -> EnsureReport:
+    """Create the topics that are missing; idempotent. Existing topics are left as they are
+    and reported when their partition count differs from the spec (changing it would move
+    keys between partitions, so that is an operator's decision)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    specs = list(specs)
+    admin, metadata = cluster_metadata(kafka_conf, timeout)
     existing = {name: len(t.partitions) for name, t in metadata.topics.items()}
     missing = [s for s in specs if s.name not in existing]
     created: list[str] = []

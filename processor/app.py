@@ -50,14 +50,12 @@ def _output_serializer() -> Any:
 def check_topics(settings: ProcessorSettings) -> None:
     """Fail clearly when a topic is missing (quixstreams would auto-create it with one
     partition, which replicas cannot share)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from iotml.topics import TopicError, cluster_metadata
 
-    admin = AdminClient(settings.kafka_config())
     try:
-        md = admin.list_topics(timeout=30)
-    except KafkaException as exc:
-        raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}") from None
+        _, md = cluster_metadata(settings.kafka_config())
+    except TopicError as exc:
+        raise ConfigError(str(exc)) from None
     wanted = [
         settings.topic_readings,
         settings.topic_predictions,
