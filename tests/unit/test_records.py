@@ -90,3 +90,32 @@ def test_dead_letter_headers_match_schema():
     jsonschema.validate(headers, schema("dead_letter"))
     assert headers[h.ERROR_REASON] == "invalid_json"
     assert headers[h.SOURCE_OFFSET] == "7"
+
+
+def test_non_finite_numbers_are_never_written_as_json():
+    p = Prediction(
+        device_id="d1",
+        metric="temp",
+        window_start=0,
+        window_end=1,
+        horizon_ms=1,
+        target_ts=2,
+        forecast=float("nan"),
+        last_value=1.0,
+        features={},
+        model_name="m",
+        model_version="v1",
+    )
+    with pytest.raises(ValueError):
+        p.to_json()
+    a = Alert(
+        alert_id="a",
+        device_id="d",
+        type="anomaly",
+        event="open",
+        ts=1,
+        episode_start=1,
+        value=float("inf"),
+    )
+    with pytest.raises(ValueError):
+        a.to_json()
