@@ -123,9 +123,12 @@ def run_processors(
     deadline = time.monotonic() + 900
     try:
         while time.monotonic() < deadline:
-            count = sum(scrape(p) for p in ports)
+            counts = [scrape(p) for p in ports]
+            count = sum(counts)
             now = time.monotonic()
-            if t_first is None and count > 0:
+            # steady state: from the moment every replica consumes (the join of a second
+            # replica pauses the group for a rebalance, which is start-up, not throughput)
+            if t_first is None and all(c > 0 for c in counts):
                 t_first, first_count = now, count
             if count >= total:
                 t_last = now
