@@ -68,6 +68,11 @@ def _default_text(field: FieldInfo) -> str:
         return ",".join(str(x) for x in default)
     if isinstance(default, bool):
         return "true" if default else "false"
+    if isinstance(default, Path):
+        # the same text for every user (help, README reference): ~ for the home directory
+        home = str(Path.home())
+        text = str(default)
+        return "~" + text[len(home) :] if text == home or text.startswith(home + "/") else text
     return str(default)
 
 
