@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -21,15 +18,13 @@ import pytest
 from bridge.settings import BridgeSettings
 from iotml import headers as h
 from iotml.stack import MosquittoBroker
-from iotml.stack.procs import free_port
 from tests.brokers.test_bridge_pipeline import (
-    bridge_process,
+    kill_9_mid_stream_and_restart,
     make_settings,
     publish,
     readings,
     running,
     seqs,
-    wait_ready,
 )
 from tests.kafkatools import consume_all, end_offsets
 
@@ -112,34 +107,12 @@ def test_kill_9_mid_stream_in_mqtt311_mode_then_restart_loses_nothing(
     monkeypatch.setenv("IOTML_MQTT_PROTOCOL", "3.1.1")  # inherited by the bridge processes
     settings = make_settings(mqtt_protocol="3.1.1")
     total = 6000
-    port = free_port()
-    proc = bridge_process(settings, port)
-    try:
-        wait_ready(proc, port)
-        publisher = threading.Thread(
-            target=publish,
-            args=(mosquitto_broker.port, readings(total, devices=DEVICES)),
-            kwargs={"pace": 0.0003},
-        )
-        publisher.start()
-        while sum(end_offsets(kafka_conf, settings.topic_readings).values()) < total * 0.3:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        killed_at = sum(end_offsets(kafka_conf, settings.topic_readings).values())
-        publisher.join(120)
-        proc = bridge_process(settings, port)
-        wait_ready(proc, port)
-        records = consume_all(kafka_conf, settings.topic_readings, total, timeout=60)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert killed_at < total  # killed mid-stream
-    assert set(seqs(records)) == set(range(total))  # duplicates allowed, loss not
-    assert proc.returncode == 0
-    assert b"resumed session" in out
-    assert b"stopped cleanly" in out
+    run = kill_9_mid_stream_and_restart(
+        settings, mosquitto_broker.port, kafka_conf, total, devices=DEVICES, consume_timeout=60
+    )
+    assert run.killed_at < total  # killed mid-stream
+    assert set(seqs(run.records)) == set(range(total))  # duplicates allowed, loss not
+    assert run.returncode == 0
+    assert b"resumed session" in run.out
+    assert b"stopped cleanly" in run.out
     assert connections(mosquitto_broker, settings.mqtt_client_id) == ["p2, c0", "p2, c0"]

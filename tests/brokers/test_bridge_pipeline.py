@@ -14,6 +14,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -297,19 +298,32 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 30) ->
     raise AssertionError("bridge process not ready")
 
 
-def test_kill_9_mid_stream_then_restart_loses_nothing_and_sigterm_exits_cleanly(
-    make_settings: Callable[..., BridgeSettings],
-    mosquitto_broker: MosquittoBroker,
+@dataclass(frozen=True)
+class KillRun:
+    killed_at: int  # records in Kafka when the bridge was killed
+    records: list[Any]  # everything in Kafka after the restarted bridge caught up
+    returncode: int  # of the restarted bridge, stopped with SIGTERM
+    out: bytes  # its output
+
+
+def kill_9_mid_stream_and_restart(
+    settings: BridgeSettings,
+    mqtt_port: int,
     kafka_conf: dict[str, Any],
-):
-    settings = make_settings()
-    total = 10_000
+    total: int,
+    devices: int = 20,
+    consume_timeout: float = 120,
+) -> KillRun:
+    """Publish ``total`` readings while a bridge process runs, SIGKILL it at ~30 %, start
+    it again, read everything back, then stop it with SIGTERM."""
     port = free_port()
     proc = bridge_process(settings, port)
     try:
         wait_ready(proc, port)
         publisher = threading.Thread(
-            target=publish, args=(mosquitto_broker.port, readings(total)), kwargs={"pace": 0.0003}
+            target=publish,
+            args=(mqtt_port, readings(total, devices=devices)),
+            kwargs={"pace": 0.0003},
         )
         publisher.start()
         while sum(end_offsets(kafka_conf, settings.topic_readings).values()) < total * 0.3:
@@ -320,15 +334,25 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_and_sigterm_exits_cleanly(
         publisher.join(120)
         proc = bridge_process(settings, port)
         wait_ready(proc, port)
-        records = consume_all(kafka_conf, settings.topic_readings, total, timeout=120)
+        records = consume_all(kafka_conf, settings.topic_readings, total, timeout=consume_timeout)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert killed_at < total
-    assert set(seqs(records)) == set(range(total))  # duplicates allowed, loss not
-    assert proc.returncode == 0
-    assert b"stopped cleanly" in out
-    assert b"password" not in out.lower()
+    return KillRun(killed_at, records, proc.returncode, out)
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing_and_sigterm_exits_cleanly(
+    make_settings: Callable[..., BridgeSettings],
+    mosquitto_broker: MosquittoBroker,
+    kafka_conf: dict[str, Any],
+):
+    total = 10_000
+    run = kill_9_mid_stream_and_restart(make_settings(), mosquitto_broker.port, kafka_conf, total)
+    assert run.killed_at < total
+    assert set(seqs(run.records)) == set(range(total))  # duplicates allowed, loss not
+    assert run.returncode == 0
+    assert b"stopped cleanly" in run.out
+    assert b"password" not in run.out.lower()
