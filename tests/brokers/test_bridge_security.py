@@ -31,13 +31,13 @@ import pytest
 
 import bridge.runtime
 from bridge.settings import BridgeSettings
-from iotml.stack import KafkaBroker
 from iotml.stack.mosquitto import find_mosquitto
 from iotml.stack.procs import free_port, port_open
-from tests.brokers.test_bridge_pipeline import readings, running, seqs
+from tests.brokers.test_bridge_pipeline import make_settings, readings, running, seqs
 from tests.kafkatools import consume_all
 
 pytestmark = pytest.mark.brokers
+__all__ = ["make_settings"]  # the fixture, shared with the pipeline tests
 
 USERNAME = "bridge-user"
 
@@ -227,32 +227,23 @@ def publish_tls(broker: SecureMosquitto, messages: Sequence[tuple[str, bytes]]) 
 
 @pytest.fixture
 def secure_settings(
-    kafka_broker: KafkaBroker,
-    secure_mosquitto: SecureMosquitto,
-    topics: Callable[..., str],
-    unique: Callable[[str], str],
+    make_settings: Callable[..., BridgeSettings], secure_mosquitto: SecureMosquitto
 ) -> Callable[..., BridgeSettings]:
-    readings_topic = topics("readings")
-    dlq_topic = topics("readings-dlq")
+    """The pipeline tests' settings, pointed at the secured broker with its credentials."""
+    b = secure_mosquitto
 
     def make(**overrides: Any) -> BridgeSettings:
-        b = secure_mosquitto
-        values: dict[str, Any] = {
-            "kafka_bootstrap": kafka_broker.bootstrap,
-            "mqtt_url": b.url,
-            "mqtt_ca": b.ca,
-            "mqtt_cert": b.cert,
-            "mqtt_key": b.key,
-            "mqtt_username": USERNAME,
-            "mqtt_password": b.password,
-            "mqtt_client_id": unique("bridge"),
-            "topic_readings": readings_topic,
-            "topic_readings_dlq": dlq_topic,
-            "http_port": 0,
-            "mqtt_reconnect_max": 2000,
-        }
-        values.update(overrides)
-        return BridgeSettings(**values)
+        return make_settings(
+            **{
+                "mqtt_url": b.url,
+                "mqtt_ca": b.ca,
+                "mqtt_cert": b.cert,
+                "mqtt_key": b.key,
+                "mqtt_username": USERNAME,
+                "mqtt_password": b.password,
+                **overrides,
+            }
+        )
 
     return make
 
