@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from iotml.records import Alert, Prediction
 from models.replay import BatchView
 
 PREDICTION_COLUMNS = (
@@ -98,21 +99,16 @@ def publish_view(
         if err is not None:
             failed.append(str(err))
 
-    for p in view.predictions:
+    records: list[tuple[str, Prediction | Alert, int]] = [
+        (predictions_topic, p, p.window_end) for p in view.predictions
+    ]
+    records += [(alerts_topic, a, a.ts) for a in view.alerts]
+    for topic, record, ts in records:
         producer.produce(
-            predictions_topic,
-            p.to_json(),
-            p.device_id.encode(),
-            timestamp=p.window_end,
-            on_delivery=on_delivery,
-        )
-        producer.poll(0)
-    for a in view.alerts:
-        producer.produce(
-            alerts_topic,
-            a.to_json(),
-            a.device_id.encode(),
-            timestamp=a.ts,
+            topic,
+            record.to_json(),
+            record.device_id.encode(),
+            timestamp=ts,
             on_delivery=on_delivery,
         )
         producer.poll(0)

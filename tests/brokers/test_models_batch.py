@@ -121,3 +121,43 @@ def test_archive_round_trips_readings_losslessly(
     back = list(read_archive(root))
     key = lambda r: (r.device_id, r.ts)  # noqa: E731
     assert sorted(back, key=key) == sorted(rs, key=key)
+
+
+def test_publish_view_writes_predictions_and_alerts_keyed_by_device(kafka_conf, topics):
+    from iotml.eventtime import now_ms
+    from iotml.records import Alert, Prediction
+    from models.batch import publish_view
+    from models.replay import BatchView
+    from tests.kafkatools import consume_all
+
+    t = now_ms() - 60_000
+    p = Prediction(
+        device_id="d1",
+        metric="temperature",
+        window_start=t - 10_000,
+        window_end=t,
+        horizon_ms=20_000,
+        target_ts=t + 20_000,
+        forecast=70.5,
+        last_value=70.0,
+        features={"mean": 70.1},
+        model_name="m",
+        model_version="v0001",
+    )
+    a = Alert(
+        alert_id="x1",
+        device_id="d2",
+        type="anomaly",
+        event="open",
+        ts=t + 1,
+        episode_start=t,
+        value=1.0,
+        threshold=0.5,
+        model_version="v0001",
+    )
+    predictions, alerts = topics("predictions"), topics("alerts")
+    publish_view(BatchView(predictions=[p], alerts=[a]), kafka_conf, predictions, alerts)
+    [got_p] = consume_all(kafka_conf, predictions, 1)
+    [got_a] = consume_all(kafka_conf, alerts, 1)
+    assert (got_p.key, Prediction.from_json(got_p.value), got_p.timestamp) == (b"d1", p, t)
+    assert (got_a.key, Alert.from_json(got_a.value), got_a.timestamp) == (b"d2", a, t + 1)
