@@ -8,6 +8,7 @@ Nothing reads the environment at import: settings are built in each command's ``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,8 +37,6 @@ ENV_PREFIX = "IOTML_"
 
 def data_home() -> Path:
     """Where iotml keeps local data by default: ``$XDG_DATA_HOME/iotml``."""
-    import os
-
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "iotml"
 
 

@@ -116,9 +116,7 @@ class _Partition:
 
 def namespace(model: ActiveModel) -> str:
     """State key namespace of a model's feature layout."""
-    s = model.spec
-    text = f"{s.metric}|{s.window_ms}|{s.k}|{s.min_count}|{','.join(s.names())}"
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return hashlib.sha256(model.fingerprint().encode()).hexdigest()[:10]
 
 
 class Engine:
