@@ -129,8 +129,11 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
     )
 
 
-def _has_model(registry: Path, name: str) -> bool:
-    return (registry / name / "latest").exists()
+def needs_model(registry: Path, name: str) -> bool:
+    """True when the registry has no published version of ``name`` (then the demo trains)."""
+    from models.registry import Registry
+
+    return Registry(registry).latest(name) is None
 
 
 def run_demo(s: DemoSettings) -> _View:
@@ -156,7 +159,7 @@ def run_demo(s: DemoSettings) -> _View:
     signal.signal(signal.SIGTERM, stop)
     view = _View()
     try:
-        if not _has_model(s.model_registry, s.model_name):
+        if needs_model(s.model_registry, s.model_name):
             click.echo(
                 f"no model {s.model_name!r} in {s.model_registry}: training one on "
                 "synthetic history ...",
