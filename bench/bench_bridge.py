@@ -56,7 +56,7 @@ def topic_of(i: int) -> str:
 def _publisher(url_port: int, start: int, stop: int, client_id: str) -> None:
     import paho.mqtt.client as mqtt
 
-    from iotml.eventtime import now_ms
+    from iotml.core.eventtime import now_ms
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
     c.max_inflight_messages_set(2000)

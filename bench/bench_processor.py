@@ -48,8 +48,8 @@ COMMIT = "1s"
 
 def child(mode: str, close_log: str | None) -> None:
     """Run one processor from IOTML_* variables; ``mode`` model | no-model."""
-    from iotml.logs import setup_logging
-    from iotml.options import build_settings
+    from iotml.core.logs import setup_logging
+    from iotml.core.options import build_settings
     from processor.app import Processor
     from processor.core import PREDICTIONS
     from processor.settings import ProcessorSettings
@@ -148,7 +148,7 @@ def run_processors(
 
 
 def train(registry: Path) -> None:
-    from iotml.durations import parse_duration_ms
+    from iotml.core.durations import parse_duration_ms
     from models.features import FeatureSpec
     from models.registry import Registry
     from models.synthetic import generate

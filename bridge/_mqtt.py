@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from iotml.settings import MqttSettings
+from iotml.core.settings import MqttSettings
 
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024

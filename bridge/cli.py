@@ -8,9 +8,9 @@ from typing import Any
 import click
 
 from bridge.settings import BridgeSettings
-from iotml.http import HealthServer
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
+from iotml.core.http import HealthServer
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
 
 
 @click.command("bridge")

@@ -1,6 +1,6 @@
 """The exception base of the bridge package."""
 
-from iotml.errors import IotmlError
+from iotml.core.errors import IotmlError
 
 
 class BridgeError(IotmlError, RuntimeError):

@@ -1,4 +1,4 @@
-"""Turning an MQTT payload into the canonical :class:`~iotml.records.Reading`: pure functions.
+"""Turning an MQTT payload into the canonical :class:`~iotml.core.records.Reading`: pure functions.
 
 Accepted payloads:
 
@@ -11,7 +11,7 @@ Accepted payloads:
   are merged in. Any other non-numeric field is an error, never silently dropped.
 * a bare number (``21.5``) when the topic names the metric.
 
-Anything else raises :class:`~iotml.errors.RecordError` with one of the :data:`REASONS`.
+Anything else raises :class:`~iotml.core.errors.RecordError` with one of the :data:`REASONS`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.routes import Target
-from iotml.errors import RecordError
-from iotml.eventtime import EventTimeRange
-from iotml.records import MAX_ID_LENGTH, SCHEMA_VERSION, Reading
+from iotml.core.errors import RecordError
+from iotml.core.eventtime import EventTimeRange
+from iotml.core.records import MAX_ID_LENGTH, SCHEMA_VERSION, Reading
 
 #: Every reason code the bridge dead-letters with.
 REASONS = (

@@ -28,10 +28,10 @@ from bridge.metrics import BridgeMetrics
 from bridge.payloads import encode_reading, parse_payload
 from bridge.routes import RouteTable, Target
 from bridge.settings import BridgeSettings
-from iotml import headers as h
-from iotml.errors import RecordError
-from iotml.eventtime import now_ms
-from iotml.records import DeadLetter
+from iotml.core import headers as h
+from iotml.core.errors import RecordError
+from iotml.core.eventtime import now_ms
+from iotml.core.records import DeadLetter
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bridge.routes import DEFAULT_ROUTE, parse_route
-from iotml.durations import parse_duration_ms as D
-from iotml.settings import DurationMs, HttpSettings, KafkaSettings, MqttSettings, StrList
-from iotml.topics import TopicNames
+from iotml.core.durations import parse_duration_ms as D
+from iotml.core.settings import DurationMs, HttpSettings, KafkaSettings, MqttSettings, StrList
+from iotml.core.topics import TopicNames
 
 
 class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
@@ -156,7 +156,7 @@ class SimulatorSettings(MqttSettings):
 
     @model_validator(mode="after")
     def _check_faults(self) -> SimulatorSettings:
-        from bridge.fleet import parse_fault
+        from iotml.core.fleet import parse_fault
 
         for text in self.sim_faults:
             try:

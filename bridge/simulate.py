@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.fleet import Fleet, ReplayFleet, SyntheticFleet, parse_fault
+from iotml.core.fleet import Fleet, ReplayFleet, SyntheticFleet, parse_fault
 from bridge.settings import SimulatorSettings
-from iotml.eventtime import now_ms
+from iotml.core.eventtime import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from bridge.settings import SimulatorSettings
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
 
 
 @click.command("simulate")

@@ -1,6 +1,4 @@
-"""iotml: shared contracts (records, topics, settings) and the ``iotml`` command line."""
+"""iotml: the core every service shares (``iotml.core``) and the application layer on top
+(the ``iotml`` command line, the local stack, the demo)."""
 
-from iotml.errors import ConfigError, IotmlError
-
-__all__ = ["ConfigError", "IotmlError"]
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from iotml.errors import ConfigError, IotmlError
+from iotml.core.errors import ConfigError, IotmlError
 
 # name -> "module:attribute"; the order is the order of `iotml --help`.
 COMMANDS: dict[str, str] = {

@@ -21,21 +21,24 @@ from typing import Any
 import click
 from pydantic import Field
 
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
-from iotml.settings import data_home
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
+from iotml.core.settings import ModelLocation
 from iotml.stack.procs import free_port, stop_pid
 from iotml.stack.settings import StackSettings
 
 
-class DemoSettings(StackSettings):
-    """Settings of ``iotml demo`` (plus those of ``iotml stack``)."""
+#: The demo's model (10 s windows) is kept apart from the default name's.
+DEMO_MODEL_NAME = "demo"
 
-    model_registry: Path = Field(
-        default_factory=lambda: data_home() / "models",
-        description="Model registry; a model is trained on synthetic history if it has none.",
-    )
-    model_name: str = Field("temperature", description="Model name in the registry.")
+
+class DemoSettings(StackSettings, ModelLocation):
+    """Settings of ``iotml demo`` (plus those of ``iotml stack``). The model lives in the
+    registry every command uses; its short windows get their own name, so that the demo
+    never runs a user's model or overwrites it. A model is trained on synthetic history
+    when the name has none."""
+
+    model_name: str = Field(DEMO_MODEL_NAME, description="Model name of the demo's model.")
     devices: int = Field(6, ge=1, le=1000, description="Simulated devices.")
     fault: str = Field(
         "dev-0003:drop@60s",
@@ -167,7 +170,7 @@ def run_demo(s: DemoSettings) -> _View:
             )
             train_args = ["train", "--input", f"synthetic://devices={s.devices},days=1,step=1s"]
             train_args += ["--window", s.window, "--horizon", s.horizon, "--k", str(s.k)]
-            train_args += ["--name", s.model_name, "--out", str(s.model_registry)]
+            train_args += ["--model-name", s.model_name, "--model-registry", str(s.model_registry)]
             train = subprocess.run(
                 [sys.executable, "-m", "iotml", *train_args], env=_child_env(common)
             )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from iotml.options import markdown_reference
+from iotml.core.options import markdown_reference
 
 # title -> "module:SettingsClass"; entries whose package is not installed are skipped.
 SETTINGS: dict[str, str] = {
     "iotml stack": "iotml.stack.settings:StackSettings",
-    "iotml topics": "iotml.topics:TopicsSettings",
+    "iotml topics": "iotml.core.topics:TopicsSettings",
     "iotml bridge": "bridge.settings:BridgeSettings",
     "iotml simulate": "bridge.settings:SimulatorSettings",
     "iotml processor": "processor.settings:ProcessorSettings",

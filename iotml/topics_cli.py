@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
-from iotml.topics import TopicsSettings, ensure_topics, topic_specs
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
+from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 
 
 @click.group()

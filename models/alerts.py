@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from iotml.records import ALERT_TYPES, Alert
+from iotml.core.records import ALERT_TYPES, Alert
 
 
 @dataclass(frozen=True, slots=True)

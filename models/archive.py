@@ -2,7 +2,7 @@
 
 Layout: ``<archive_dir>/date=YYYY-MM-DD/part-<first ts>-<random>.parquet``, one row per
 reading with the schema :data:`SCHEMA` (``metrics``/``tags`` keep the record as sent, so
-:func:`read_archive` gives back equal :class:`~iotml.records.Reading` objects). Files are
+:func:`read_archive` gives back equal :class:`~iotml.core.records.Reading` objects). Files are
 rolled by rows, size or wall time, written under a temporary name, fsynced and renamed;
 offsets are committed only after that, so a crash repeats readings rather than losing
 them; :func:`read_archive` drops such repeats by ``(kafka_partition, kafka_offset)``.
@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from iotml.errors import RecordError
-from iotml.records import Reading
+from iotml.core.errors import RecordError
+from iotml.core.records import Reading
 from models.errors import DataError
 from models.settings import ArchiveSettings
 

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from iotml.records import Alert, Prediction
+from iotml.core.records import Alert, Prediction
 from models.replay import BatchView
 
 PREDICTION_COLUMNS = (

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from iotml.durations import parse_duration_ms
-from iotml.options import build_settings, settings_options
-from iotml.settings import KafkaSettings
+from iotml.core.durations import parse_duration_ms
+from iotml.core.options import build_settings, settings_options
+from iotml.core.settings import KafkaSettings
 from models.errors import DataError
 from models.settings import ArchiveSettings, BatchSettings, TrainSettings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iotml.errors import IotmlError
+from iotml.core.errors import IotmlError
 
 
 class ModelError(IotmlError, RuntimeError):

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from iotml.records import Alert
+from iotml.core.records import Alert
 from models.errors import DataError
 from models.registry import Artifact
 from models.replay import BatchView, Point, run

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from iotml.records import Alert, Prediction
+from iotml.core.records import Alert, Prediction
 from models.alerts import AlertParams, Check, EpisodeState, empty_episodes, step_episode
 from models.features import FeatureRow, FeatureSpec, WindowStats, feature_row, window_bounds
 

@@ -45,6 +45,11 @@ class Artifact:
     alert_params: AlertParams
     forecaster: Forecaster | None = field(default=None, repr=False)
 
+    @property
+    def grace_ms(self) -> int:
+        """The windows' grace period the model was trained with."""
+        return int((self.manifest.get("training") or {}).get("grace_ms", 0))
+
     def compatible_with(self, other: Artifact) -> str | None:
         """Why ``other`` cannot replace this artifact in a running processor (its per-device
         state would not fit), or ``None`` when it can be swapped in live."""

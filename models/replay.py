@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from iotml.records import Alert, Prediction
+from iotml.core.records import Alert, Prediction
 from models.features import FeatureRow, FeatureSpec, WindowStats
 from models.pipeline import (
     DeviceState,

@@ -7,22 +7,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from iotml.durations import parse_duration_ms as D
-from iotml.settings import DurationMs, KafkaSettings, StrList
-from iotml.topics import TopicNames
+from iotml.core.durations import parse_duration_ms as D
+from iotml.core.settings import (
+    DurationMs,
+    GraceSetting,
+    KafkaSettings,
+    ModelLocation,
+    StrList,
+)
+from iotml.core.topics import TopicNames
 
 
-class _ModelLocation(KafkaSettings):
-    model_registry: Path = Field(
-        Path("models-registry"),
-        description="Model registry directory (<registry>/<name>/<version>/); alias --out.",
-    )
-    model_name: str = Field(
-        "machine-temperature", description="Model name in the registry; alias --name."
-    )
-
-
-class TrainSettings(_ModelLocation):
+class TrainSettings(KafkaSettings, ModelLocation):
     """``iotml train``: fit a forecaster on recorded readings and publish a version."""
 
     input: str = Field(
@@ -67,7 +63,9 @@ class TrainSettings(_ModelLocation):
     seed: int = Field(42, description="Random seed (same data + seed = same model).")
     threads: int = Field(2, ge=1, description="TensorFlow threads.")
     grace: DurationMs = Field(
-        D("0s"), description="Grace period of the windows (as the processor's)."
+        D("0s"),
+        description="Grace period of the windows; recorded in the manifest, which the "
+        "processor, evaluate and batch then follow.",
     )
     residual_z: float = Field(
         4.0,
@@ -99,7 +97,7 @@ class TrainSettings(_ModelLocation):
     )
 
 
-class BatchSettings(_ModelLocation, TopicNames):
+class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, TopicNames):
     """``iotml batch``: the batch view (features, forecasts, alerts) of recorded readings."""
 
     input: str = Field(
@@ -118,9 +116,6 @@ class BatchSettings(_ModelLocation, TopicNames):
     )
     publish: bool = Field(
         False, description="Also write the predictions and alerts to their Kafka topics."
-    )
-    grace: DurationMs = Field(
-        D("0s"), description="Grace period of the windows: use the processor's value."
     )
     flush: bool = Field(False, description="Close the windows still open at the end of the input.")
     retrain: bool = Field(

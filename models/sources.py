@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from iotml.errors import RecordError
-from iotml.records import Reading
+from iotml.core.errors import RecordError
+from iotml.core.records import Reading
 from models.errors import DataError
 from models.replay import Point
 

@@ -13,8 +13,8 @@ import signal
 import threading
 from typing import Any
 
-from iotml.errors import ConfigError
-from iotml.http import HealthServer
+from iotml.core.errors import ConfigError
+from iotml.core.http import HealthServer
 from processor.core import ALERTS, DLQ, PREDICTIONS, Engine, Output
 from processor.heartbeat import Heartbeats
 from processor.metrics import Metrics
@@ -50,7 +50,7 @@ def _output_serializer() -> Any:
 def check_topics(settings: ProcessorSettings) -> None:
     """Fail clearly when a topic is missing (quixstreams would auto-create it with one
     partition, which replicas cannot share)."""
-    from iotml.topics import TopicError, cluster_metadata
+    from iotml.core.topics import TopicError, cluster_metadata
 
     try:
         _, md = cluster_metadata(settings.kafka_config())
@@ -87,7 +87,7 @@ class Processor:
         self.engine = Engine(
             lambda: self.holder.current,
             self.metrics,
-            grace_ms=settings.grace_period,
+            grace_ms=settings.grace,
             idle_ms=settings.idle_timeout,
             event_range=settings.event_range(),
             model_stage=model_stage,

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
 from processor.settings import ProcessorSettings
 
 

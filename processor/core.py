@@ -50,10 +50,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from iotml import headers as h
-from iotml.errors import RecordError
-from iotml.eventtime import EventTimeRange, now_ms
-from iotml.records import Alert, DeadLetter, Reading
+from iotml.core import headers as h
+from iotml.core.errors import RecordError
+from iotml.core.eventtime import EventTimeRange, now_ms
+from iotml.core.records import Alert, DeadLetter, Reading
 from models import (
     DeviceState,
     WindowStats,
@@ -126,7 +126,7 @@ class Engine:
         self,
         model: Callable[[], ActiveModel | None],
         metrics: Metrics,
-        grace_ms: int = 0,
+        grace_ms: int | None = None,
         idle_ms: int | None = None,
         event_range: EventTimeRange | None = None,
         model_stage: bool = True,
@@ -134,7 +134,8 @@ class Engine:
     ) -> None:
         self._model = model
         self._metrics = metrics
-        self._grace = grace_ms
+        self._grace_override = grace_ms
+        self._grace = grace_ms or 0
         self._idle = idle_ms
         self._range = event_range
         self._model_stage = model_stage
@@ -162,6 +163,7 @@ class Engine:
         model = self._model()
         if model is None:  # the app only runs with a model; defensive
             raise RuntimeError("no model loaded")
+        self._grace = self._grace_override if self._grace_override is not None else model.grace_ms
         part = self._partition(partition, offset, state, model)
         hdrs = h.decode(headers) if headers else {}
         out: list[Output] = []

@@ -32,8 +32,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from iotml import headers as h
-from iotml.eventtime import now_ms
+from iotml.core import headers as h
+from iotml.core.eventtime import now_ms
 from processor.core import HEARTBEAT_ADVANCE, HEARTBEAT_PROBE, PartitionClock
 from processor.metrics import Metrics
 

@@ -40,6 +40,11 @@ class ActiveModel:
     forecaster: Predictor
     artifact: Artifact | None = None
 
+    @property
+    def grace_ms(self) -> int:
+        """The grace period recorded in the model's manifest (0 for in-memory models)."""
+        return self.artifact.grace_ms if self.artifact is not None else 0
+
     def fingerprint(self) -> str:
         """What per-device state depends on (a change needs a restart)."""
         s = self.spec

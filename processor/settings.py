@@ -7,22 +7,21 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from iotml.durations import parse_duration_ms as D
-from iotml.settings import DurationMs, HttpSettings, KafkaSettings, data_home
-from iotml.topics import TopicNames
+from iotml.core.durations import parse_duration_ms as D
+from iotml.core.settings import (
+    DurationMs,
+    GraceSetting,
+    HttpSettings,
+    KafkaSettings,
+    ModelLocation,
+    data_home,
+)
+from iotml.core.topics import TopicNames
 
 
-class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
+class ProcessorSettings(KafkaSettings, HttpSettings, ModelLocation, GraceSetting, TopicNames):
     """``iotml processor``: readings -> per-device windows -> forecasts and alerts."""
 
-    model_registry: Path = Field(
-        Path("models-registry"),
-        description="Model registry directory (the layout `iotml train --out` writes).",
-    )
-    model_name: str = Field(
-        "machine-temperature",
-        description="Model name in the registry; the processor follows its LATEST pointer.",
-    )
     consumer_group: str = Field(
         "iotml-processor",
         description="Kafka consumer group. Replicas with the same group split the "
@@ -37,11 +36,6 @@ class ProcessorSettings(KafkaSettings, HttpSettings, TopicNames):
         D("1s"),
         description="How often offsets, state and (exactly-once) the output transaction "
         "are committed. Under exactly-once, consumers see outputs only after a commit.",
-    )
-    grace_period: DurationMs = Field(
-        D("0s"),
-        description="How long after a window's end (in the device's event time) readings "
-        "for it are still accepted. Later readings are dead-lettered with reason late.",
     )
     idle_timeout: DurationMs | None = Field(
         None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from iotml.durations import parse_duration_ms
+from iotml.core.durations import parse_duration_ms
 
 
 def tiny_points(

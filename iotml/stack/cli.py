@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from iotml.logs import setup_logging
-from iotml.options import build_settings, settings_options
+from iotml.core.logs import setup_logging
+from iotml.core.options import build_settings, settings_options
 from iotml.stack.kafka import KafkaBroker
 from iotml.stack.mosquitto import MosquittoBroker
 from iotml.stack.settings import StackSettings
@@ -28,7 +28,7 @@ def brokers(s: StackSettings) -> tuple[KafkaBroker, MosquittoBroker]:
 
 def stack_up(s: StackSettings, ensure: bool = True) -> tuple[KafkaBroker, MosquittoBroker]:
     """Start both brokers (idempotent) and create the topics; used by `stack up` and the demo."""
-    from iotml.topics import ensure_topics, topic_specs
+    from iotml.core.topics import ensure_topics, topic_specs
 
     kafka, mqtt = brokers(s)
     click.echo(f"kafka: {'already running' if kafka.running() else 'starting'} ...", err=True)

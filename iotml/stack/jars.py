@@ -10,7 +10,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from iotml.errors import StackError
+from iotml.core.errors import StackError
 
 INSTALL_HINT = {
     "java": "Java 17+ is needed to run Kafka: install it with `apt-get install -y openjdk-17-jre-headless`",

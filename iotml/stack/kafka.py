@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotml.errors import StackError
+from iotml.core.errors import StackError
 from iotml.stack import procs
 from iotml.stack.jars import kafka_libs, require
 

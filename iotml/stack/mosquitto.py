@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotml.errors import StackError
+from iotml.core.errors import StackError
 from iotml.stack import procs
 
 INSTALL_HINT = "Mosquitto not found: install it with `apt-get install -y mosquitto`"

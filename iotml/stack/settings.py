@@ -7,16 +7,17 @@ from pathlib import Path
 
 from pydantic import Field
 
-from iotml.settings import data_home
-from iotml.topics import TopicsSettings
+from iotml.core.settings import data_home
+from iotml.core.topics import TopicLayout
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "iotml"
 
 
-class StackSettings(TopicsSettings):
-    """Where and how the local Kafka and Mosquitto run."""
+class StackSettings(TopicLayout):
+    """Where and how the local Kafka and Mosquitto run, and the topics they get. No Kafka
+    client settings: the stack's clients talk to the broker it started."""
 
     stack_dir: Path = Field(
         default_factory=lambda: data_home() / "stack",

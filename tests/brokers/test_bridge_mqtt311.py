@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bridge.settings import BridgeSettings
-from iotml import headers as h
+from iotml.core import headers as h
 from iotml.stack import MosquittoBroker
 from tests.brokers.test_bridge_pipeline import (
     kill_9_mid_stream_and_restart,

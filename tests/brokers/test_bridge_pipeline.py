@@ -25,9 +25,9 @@ from paho.mqtt.properties import Properties
 from bridge.payloads import REASONS
 from bridge.runtime import Bridge
 from bridge.settings import BridgeSettings
-from iotml import headers as h
-from iotml.eventtime import now_ms
-from iotml.http import HealthServer
+from iotml.core import headers as h
+from iotml.core.eventtime import now_ms
+from iotml.core.http import HealthServer
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
 from tests.kafkatools import consume_all, end_offsets

@@ -11,8 +11,8 @@ import pytest
 
 from bridge.settings import BridgeSettings, SimulatorSettings
 from bridge.simulate import Simulator
-from iotml import headers as h
-from iotml.eventtime import now_ms
+from iotml.core import headers as h
+from iotml.core.eventtime import now_ms
 from iotml.stack import MosquittoBroker
 from tests.brokers.test_bridge_pipeline import make_settings, publish, readings, running, seqs
 from tests.kafkatools import consume_all

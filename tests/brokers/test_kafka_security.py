@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from bridge.settings import BridgeSettings
-from iotml.eventtime import now_ms
+from iotml.core.eventtime import now_ms
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir

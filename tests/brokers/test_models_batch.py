@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from iotml.records import Reading
+from iotml.core.records import Reading
 from models.archive import read_archive
 from models.cli import archive, batch, evaluate
 from tests.kafkatools import produce
@@ -124,8 +124,8 @@ def test_archive_round_trips_readings_losslessly(
 
 
 def test_publish_view_writes_predictions_and_alerts_keyed_by_device(kafka_conf, topics):
-    from iotml.eventtime import now_ms
-    from iotml.records import Alert, Prediction
+    from iotml.core.eventtime import now_ms
+    from iotml.core.records import Alert, Prediction
     from models.batch import publish_view
     from models.replay import BatchView
     from tests.kafkatools import consume_all

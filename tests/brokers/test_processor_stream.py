@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from iotml import headers as h
-from iotml.records import Alert, Prediction, Reading
+from iotml.core import headers as h
+from iotml.core.records import Alert, Prediction, Reading
 from models import Registry
 from models.replay import run as batch_run
 from tests.kafkatools import Record, consume_all

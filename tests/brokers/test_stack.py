@@ -8,7 +8,7 @@ import time
 
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
-from iotml.topics import TopicsSettings, ensure_topics, topic_specs
+from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 from tests.kafkatools import consume_all, end_offsets, produce
 
 

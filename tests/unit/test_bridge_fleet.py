@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.fleet import (
+from iotml.core.fleet import (
     DROP_C,
     Fault,
     ReplayFleet,
@@ -13,8 +13,8 @@ from bridge.fleet import (
 )
 from bridge.settings import BridgeSettings, SimulatorSettings
 from bridge.simulate import build_fleet
-from iotml.errors import ConfigError
-from iotml.options import build_settings
+from iotml.core.errors import ConfigError
+from iotml.core.options import build_settings
 
 HOUR = 3_600_000
 

@@ -4,9 +4,9 @@ import pytest
 
 from bridge.payloads import REASONS, encode_reading, parse_payload, parse_timestamp
 from bridge.routes import RouteTable, Target
-from iotml.errors import RecordError
-from iotml.eventtime import EventTimeRange
-from iotml.records import Reading
+from iotml.core.errors import RecordError
+from iotml.core.eventtime import EventTimeRange
+from iotml.core.records import Reading
 
 NOW = 1_750_000_000_000
 RANGE = EventTimeRange()

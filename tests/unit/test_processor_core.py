@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from iotml import headers as h
-from iotml.eventtime import EventTimeRange
-from iotml.records import Alert, Prediction
+from iotml.core import headers as h
+from iotml.core.eventtime import EventTimeRange
+from iotml.core.records import Alert, Prediction
 from models import AlertParams, FeatureSpec
 from processor.core import ALERTS, DLQ, PREDICTIONS, Engine, Output
 from processor.metrics import Metrics

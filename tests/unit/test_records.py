@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from iotml import headers as h
-from iotml.errors import RecordError
-from iotml.records import Alert, DeadLetter, Prediction, Reading, schema
+from iotml.core import headers as h
+from iotml.core.errors import RecordError
+from iotml.core.records import Alert, DeadLetter, Prediction, Reading, schema
 
 
 def test_reading_round_trips_and_matches_schema():

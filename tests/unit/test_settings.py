@@ -6,12 +6,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from iotml.durations import format_duration_ms, parse_duration_ms
-from iotml.errors import ConfigError
-from iotml.eventtime import EventTimeRange
-from iotml.options import build_settings, option_docs, settings_options
-from iotml.settings import KafkaSettings, MqttSettings
-from iotml.topics import TopicsSettings, topic_specs
+from iotml.core.durations import format_duration_ms, parse_duration_ms
+from iotml.core.errors import ConfigError
+from iotml.core.eventtime import EventTimeRange
+from iotml.core.options import build_settings, option_docs, settings_options
+from iotml.core.settings import KafkaSettings, MqttSettings
+from iotml.core.topics import TopicsSettings, topic_specs
 
 
 class _Both(KafkaSettings, MqttSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iotml.errors import StackError
+from iotml.core.errors import StackError
 from iotml.stack import jars, mosquitto
 
 

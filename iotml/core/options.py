@@ -19,9 +19,9 @@ from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from iotml.durations import duration_ms_field, format_duration_ms
-from iotml.errors import ConfigError
-from iotml.settings import ENV_PREFIX
+from iotml.core.durations import duration_ms_field, format_duration_ms
+from iotml.core.errors import ConfigError
+from iotml.core.settings import ENV_PREFIX
 
 S = TypeVar("S", bound=BaseSettings)
 F = TypeVar("F", bound=Callable[..., Any])

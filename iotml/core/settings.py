@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from iotml.durations import duration_ms_field
-from iotml.durations import parse_duration_ms as D
-from iotml.eventtime import EventTimeRange
+from iotml.core.durations import duration_ms_field
+from iotml.core.durations import parse_duration_ms as D
+from iotml.core.eventtime import EventTimeRange
 
 #: A duration given as "500ms", "10s", "30m", "1h" or "7d"; held as milliseconds.
 DurationMs = Annotated[int, BeforeValidator(duration_ms_field)]
@@ -159,6 +159,36 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     except ValueError:
         raise ValueError(f"IOTML_MQTT_URL has an invalid port: {url!r}") from None
     return parts.hostname, port, tls
+
+
+#: The model name every command uses unless told otherwise.
+DEFAULT_MODEL_NAME = "machine-temperature"
+
+
+class ModelLocation(ServiceSettings):
+    """Where a model lives: one registry and one name, for every command that reads or
+    writes models (train, evaluate, models, batch, processor, demo)."""
+
+    model_registry: Path = Field(
+        default_factory=lambda: data_home() / "models",
+        description="Model registry directory (<registry>/<name>/<version>/ plus a LATEST "
+        "pointer per name).",
+    )
+    model_name: str = Field(
+        DEFAULT_MODEL_NAME,
+        description="Model name in the registry (readers follow its LATEST pointer).",
+    )
+
+
+class GraceSetting(ServiceSettings):
+    """The windows' grace period, read from the model's manifest unless overridden."""
+
+    grace: DurationMs | None = Field(
+        None,
+        description="How long after a window's end (in the device's event time) readings "
+        "for it are still accepted; later ones are late. Default: the grace the model was "
+        "trained with (its manifest).",
+    )
 
 
 class HttpSettings(ServiceSettings):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotml.durations import parse_duration_ms
+from iotml.core.durations import parse_duration_ms
 
 FAULT_KINDS = ("overheat", "drop", "stuck", "dropout", "malformed")
 OVERHEAT_C_PER_H = 15.0

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import Field
 
-from iotml.durations import parse_duration_ms as D
-from iotml.errors import IotmlError
-from iotml.settings import DurationMs, KafkaSettings, ServiceSettings
+from iotml.core.durations import parse_duration_ms as D
+from iotml.core.errors import IotmlError
+from iotml.core.settings import DurationMs, KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ class TopicNames(ServiceSettings):
     topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
 
 
-class TopicsSettings(KafkaSettings, TopicNames):
-    """Settings of ``iotml topics``."""
+class TopicLayout(TopicNames):
+    """How the topics are laid out (partitions, replication, retention)."""
 
     readings_partitions: int = Field(
         4,
@@ -64,7 +64,11 @@ class TopicSpec:
         }
 
 
-def topic_specs(s: TopicsSettings) -> list[TopicSpec]:
+class TopicsSettings(KafkaSettings, TopicLayout):
+    """Settings of ``iotml topics``: the layout and how to reach Kafka."""
+
+
+def topic_specs(s: TopicLayout) -> list[TopicSpec]:
     """The topics iotml needs, from the settings."""
     rf = s.replication_factor
     return [

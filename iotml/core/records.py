@@ -1,8 +1,8 @@
 """The records that move between services, defined once.
 
 Every record is a frozen dataclass with ``to_dict``/``to_json`` and a validating
-``from_dict``/``from_json`` that raises :class:`~iotml.errors.RecordError` with a short
-reason code. The JSON Schemas in ``iotml/schemas/`` describe the same shapes for
+``from_dict``/``from_json`` that raises :class:`~iotml.core.errors.RecordError` with a short
+reason code. The JSON Schemas in ``iotml/core/schemas/`` describe the same shapes for
 consumers in other languages; a test keeps both in step.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from iotml import headers as h
-from iotml.errors import RecordError
+from iotml.core import headers as h
+from iotml.core.errors import RecordError
 
 _fast_dumps: Callable[[Any], bytes] | None
 try:  # (de)serialising is the per-record cost of every service; orjson is ~4x faster
@@ -294,5 +294,5 @@ class DeadLetter:
 
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema for ``reading``, ``prediction``, ``alert`` or ``dead_letter``."""
-    text = resources.files("iotml.schemas").joinpath(f"{name}.schema.json").read_text()
+    text = resources.files("iotml.core.schemas").joinpath(f"{name}.schema.json").read_text()
     return json.loads(text)  # type: ignore[no-any-return,unused-ignore]
