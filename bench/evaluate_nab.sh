@@ -7,10 +7,9 @@ cd "$(dirname "$0")/.."
 NAB="${1:-../shared/data/nab}"
 OUT="${2:-$(mktemp -d)}"
 CSV="$NAB/data/realKnownCause/machine_temperature_system_failure.csv"
-export TF_CPP_MIN_LOG_LEVEL=2
-iotml train --input "$CSV" --train-fraction 0.6 --window 30m --horizon 1h \
-  --out "$OUT/registry" --name nab --seed 42
-iotml evaluate --model "$OUT/registry/nab" --input "$CSV" --from train-end \
+export IOTML_MODEL_REGISTRY="$OUT/registry" IOTML_MODEL_NAME=nab
+iotml train --input "$CSV" --train-fraction 0.6 --window 30m --horizon 1h --seed 42
+iotml evaluate --input "$CSV" --from train-end \
   --windows "$NAB/labels/combined_windows.json" --label-times "$NAB/labels/combined_labels.json" \
   --plot "$OUT/nab_evaluation.png"
 echo "plot: $OUT/nab_evaluation.png"

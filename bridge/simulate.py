@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from iotml.core.fleet import Fleet, ReplayFleet, SyntheticFleet, parse_fault
 from bridge.settings import SimulatorSettings
 from iotml.core.eventtime import now_ms
+from iotml.core.fleet import Fleet, ReplayFleet, SyntheticFleet, parse_fault
 
 log = logging.getLogger(__name__)
 

@@ -1,35 +1,112 @@
 """The ``iotml`` command line: one subcommand per service.
 
-Subcommands live in their packages (``bridge.cli``, ``processor.cli``, ``models.cli``...)
-and are imported only when used, so ``iotml bridge`` never imports TensorFlow.
+The application layer: subcommands live in their packages (``bridge.cli``,
+``processor.cli``, ``models.cli``...) and are imported only when used, so ``iotml bridge``
+never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from iotml.core.errors import ConfigError, IotmlError
+from iotml.core.logs import quiet_tensorflow
 
-# name -> "module:attribute"; the order is the order of `iotml --help`.
-COMMANDS: dict[str, str] = {
-    "stack": "iotml.stack.cli:stack",
-    "topics": "iotml.topics_cli:topics",
-    "bridge": "bridge.cli:bridge",
-    "simulate": "bridge.simulate_cli:simulate",
-    "processor": "processor.cli:processor",
-    "train": "models.cli:train",
-    "evaluate": "models.cli:evaluate",
-    "models": "models.cli:models_group",
-    "batch": "models.cli:batch",
-    "archive": "models.cli:archive",
-    "demo": "iotml.demo:demo",
-    "config-reference": "iotml.topics_cli:config_reference",
+
+def _stack() -> click.Command:
+    from iotml.stack.cli import stack
+
+    return stack
+
+
+def _topics() -> click.Command:
+    from iotml.topics_cli import topics
+
+    return topics
+
+
+def _bridge() -> click.Command:
+    from bridge.cli import bridge
+
+    return bridge
+
+
+def _simulate() -> click.Command:
+    from bridge.simulate_cli import simulate
+
+    return simulate
+
+
+def _processor() -> click.Command:
+    from processor.cli import processor
+
+    return processor
+
+
+def _train() -> click.Command:
+    from models.cli import train
+
+    return train
+
+
+def _evaluate() -> click.Command:
+    from models.cli import evaluate
+
+    return evaluate
+
+
+def _models() -> click.Command:
+    from models.cli import models_group
+
+    return models_group
+
+
+def _batch() -> click.Command:
+    from models.cli import batch
+
+    return batch
+
+
+def _archive() -> click.Command:
+    from models.cli import archive
+
+    return archive
+
+
+def _demo() -> click.Command:
+    from iotml.demo import demo
+
+    return demo
+
+
+def _config_reference() -> click.Command:
+    from iotml.topics_cli import config_reference
+
+    return config_reference
+
+
+# name -> loader (imports the command's package only when used); the order is `--help`'s.
+COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "stack": _stack,
+    "topics": _topics,
+    "bridge": _bridge,
+    "simulate": _simulate,
+    "processor": _processor,
+    "train": _train,
+    "evaluate": _evaluate,
+    "models": _models,
+    "batch": _batch,
+    "archive": _archive,
+    "demo": _demo,
+    "config-reference": _config_reference,
 }
+
+# The top-level package of each service command (absent from slim installs).
+PACKAGES = ("bridge", "processor", "models")
 
 
 # The extra that provides each command's dependencies (for a clear error in slim installs).
@@ -67,18 +144,15 @@ class LazyGroup(click.Group):
         return self._load(cmd_name)
 
     def _load(self, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        loader = COMMANDS.get(name)
+        if loader is None:
             return None
-        module_name, attr = target.split(":")
         try:
-            module = importlib.import_module(module_name)
+            return loader()
         except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+            if exc.name in PACKAGES:
                 return None  # not part of this installation
             return _unavailable(name, exc.name or "?")
-        command: click.Command = getattr(module, attr)
-        return command
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,12 +168,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    # TensorFlow's C++ start-up chatter (oneDNN notes, absl warnings, tf.data graph
-    # notices) is noise for users; an explicit setting still wins. oneDNN's custom ops are
-    # off because they only speed up large matrices (ours are tiny) and make results vary
-    # with the CPU.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    quiet_tensorflow()  # before any command can import TensorFlow
     try:
         return cli.main(args=argv, prog_name="iotml", standalone_mode=True)
     except ConfigError as exc:

@@ -27,7 +27,6 @@ from iotml.core.settings import ModelLocation
 from iotml.stack.procs import free_port, stop_pid
 from iotml.stack.settings import StackSettings
 
-
 #: The demo's model (10 s windows) is kept apart from the default name's.
 DEMO_MODEL_NAME = "demo"
 

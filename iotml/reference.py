@@ -2,38 +2,61 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterator
 from pathlib import Path
+
+from pydantic_settings import BaseSettings
 
 from iotml.core.options import markdown_reference
 
-# title -> "module:SettingsClass"; entries whose package is not installed are skipped.
-SETTINGS: dict[str, str] = {
-    "iotml stack": "iotml.stack.settings:StackSettings",
-    "iotml topics": "iotml.core.topics:TopicsSettings",
-    "iotml bridge": "bridge.settings:BridgeSettings",
-    "iotml simulate": "bridge.settings:SimulatorSettings",
-    "iotml processor": "processor.settings:ProcessorSettings",
-    "iotml train": "models.settings:TrainSettings",
-    "iotml batch": "models.settings:BatchSettings",
-    "iotml archive": "models.settings:ArchiveSettings",
-    "iotml demo": "iotml.demo:DemoSettings",
-}
+
+def _settings_classes() -> Iterator[tuple[str, type[BaseSettings]]]:
+    """(title, settings class) per command; packages not installed are skipped."""
+    from iotml.core.topics import TopicsSettings
+    from iotml.stack.settings import StackSettings
+
+    yield "iotml stack", StackSettings
+    yield "iotml topics", TopicsSettings
+    try:
+        from bridge.settings import BridgeSettings, SimulatorSettings
+
+        yield "iotml bridge", BridgeSettings
+        yield "iotml simulate", SimulatorSettings
+    except ModuleNotFoundError:
+        pass
+    try:
+        from processor.settings import ProcessorSettings
+
+        yield "iotml processor", ProcessorSettings
+    except ModuleNotFoundError:
+        pass
+    try:
+        from models.settings import (
+            ArchiveSettings,
+            BatchSettings,
+            EvaluateSettings,
+            RegistrySettings,
+            TrainSettings,
+        )
+
+        yield "iotml train", TrainSettings
+        yield "iotml evaluate", EvaluateSettings
+        yield "iotml models", RegistrySettings
+        yield "iotml batch", BatchSettings
+        yield "iotml archive", ArchiveSettings
+    except ModuleNotFoundError:
+        pass
+    from iotml.demo import DemoSettings
+
+    yield "iotml demo", DemoSettings
+
 
 BEGIN = "<!-- BEGIN CONFIG REFERENCE (generated: iotml config-reference) -->"
 END = "<!-- END CONFIG REFERENCE -->"
 
 
 def render_reference() -> str:
-    parts = []
-    for title, target in SETTINGS.items():
-        module_name, attr = target.split(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ModuleNotFoundError, AttributeError):
-            continue
-        parts.append(markdown_reference(title, cls))
-    return "\n".join(parts)
+    return "\n".join(markdown_reference(title, cls) for title, cls in _settings_classes())
 
 
 def write_readme_reference(readme: Path | None = None) -> Path:

@@ -141,3 +141,13 @@ class ArchiveSettings(KafkaSettings, TopicNames):
     exit_at_end: bool = Field(
         False, description="Stop once every partition is archived up to its end (one-shot)."
     )
+
+
+class EvaluateSettings(KafkaSettings, ModelLocation, GraceSetting):
+    """``iotml evaluate``: which model version to score (Kafka settings for kafka:// input)."""
+
+    model_version: str | None = Field(None, description="Model version (default: LATEST).")
+
+
+class RegistrySettings(ModelLocation):
+    """``iotml models ...``: the registry (and, where a command takes one, the name)."""

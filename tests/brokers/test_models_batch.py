@@ -61,7 +61,16 @@ def test_batch_from_kafka_equals_evaluate_on_the_same_readings(
         writer.writerow(["timestamp", "device_id", "temperature"])
         writer.writerows((r.ts, r.device_id, r.metrics["temperature"]) for r in rs)
     result = CliRunner().invoke(
-        evaluate, ["--model", str(registry / "temp"), "--input", str(csv_path), "--json"]
+        evaluate,
+        [
+            "--model-registry",
+            str(registry),
+            "--model-name",
+            "temp",
+            "--input",
+            str(csv_path),
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

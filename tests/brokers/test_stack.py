@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 
+from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
-from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 from tests.kafkatools import consume_all, end_offsets, produce
 
 

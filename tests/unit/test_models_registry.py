@@ -122,12 +122,18 @@ def test_batch_replay_equals_row_by_row_stream(registry: Path) -> None:
 
 def test_models_cli_lists_and_promotes(registry: Path) -> None:
     runner = CliRunner()
-    out = runner.invoke(models_group, ["list", "--registry", str(registry), "--json"])
+    out = runner.invoke(models_group, ["list", "--model-registry", str(registry), "--json"])
     assert out.exit_code == 0, out.output
     assert [r["version"] for r in json.loads(out.output)] == ["v0001", "v0002"]
-    out = runner.invoke(models_group, ["promote", "--registry", str(registry), "temp", "v0001"])
+    out = runner.invoke(
+        models_group,
+        ["promote", "--model-registry", str(registry), "--model-name", "temp", "v0001"],
+    )
     assert out.exit_code == 0 and "v0002 -> v0001" in out.output
-    runner.invoke(models_group, ["promote", "--registry", str(registry), "temp", "v0002"])
+    runner.invoke(
+        models_group,
+        ["promote", "--model-registry", str(registry), "--model-name", "temp", "v0002"],
+    )
 
 
 @pytest.mark.slow
@@ -144,9 +150,9 @@ def test_nab_train_60_percent_then_evaluate_the_rest(
             str(nab_csv),
             "--train-fraction",
             "0.6",
-            "--out",
+            "--model-registry",
             str(tmp_path),
-            "--name",
+            "--model-name",
             "nab",
             "--epochs",
             "200",
@@ -157,8 +163,10 @@ def test_nab_train_60_percent_then_evaluate_the_rest(
     out = runner.invoke(
         evaluate,
         [
-            "--model",
-            str(tmp_path / "nab"),
+            "--model-registry",
+            str(tmp_path),
+            "--model-name",
+            "nab",
             "--input",
             str(nab_csv),
             "--from",

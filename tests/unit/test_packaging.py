@@ -47,7 +47,10 @@ def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path, monkeyp
 
     (tmp_path / "needs_missing_dep.py").write_text("import not_an_installed_module_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(cli_module.COMMANDS, "processor", "needs_missing_dep:cmd")
+    def load_processor():
+        import needs_missing_dep  # noqa: F401
+
+    monkeypatch.setitem(cli_module.COMMANDS, "processor", load_processor)
     runner = CliRunner()
     listing = runner.invoke(cli_module.cli, ["--help"])
     assert listing.exit_code == 0 and 'pip install "iotml[processor]"' in listing.output
