@@ -201,11 +201,3 @@ def connect_properties(session_expiry_s: int, receive_maximum: int) -> Propertie
     props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = receive_maximum
     return props
-
-
-def user_properties(props: Any) -> list[tuple[str, str]]:
-    """MQTT 5 user properties of a received message (empty when there are none)."""
-    if props is None:
-        return []
-    pairs = getattr(props, "UserProperty", None)
-    return list(pairs) if pairs else []

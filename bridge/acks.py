@@ -73,11 +73,3 @@ class AckQueue:
             batch = batches.popleft()
             self.in_flight -= batch.size
             yield batch
-
-    def drop_all(self) -> int:
-        """Forget every batch (their messages will be redelivered); the count of messages."""
-        n = self.in_flight
-        self._batches.clear()
-        self.failures.clear()
-        self.in_flight = 0
-        return n

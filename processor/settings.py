@@ -39,14 +39,20 @@ class ProcessorSettings(KafkaSettings, HttpSettings, ModelLocation, GraceSetting
     )
     idle_timeout: DurationMs | None = Field(
         None,
-        description="A device whose last reading is this far behind its partition's event "
-        "time gets its windows closed by the partition clock (quiet devices). "
-        "Default: one model window plus the grace period.",
+        description="A device without a reading for this much partition event time is "
+        "quiet: its open windows close at its own (estimated) time. Default: one model "
+        "window plus the grace period.",
     )
     silence_timeout: DurationMs | None = Field(
         None,
         description="Event time without readings after which device_silent opens "
         "(default: the model's alert parameters; 0 disables).",
+    )
+    device_ttl: DurationMs = Field(
+        D("7d"),
+        description="A device silent for this much partition event time is forgotten: its "
+        "open alerts clear, then its state is deleted (changelog tombstones). 0 keeps "
+        "devices forever.",
     )
     heartbeat_interval: DurationMs = Field(
         D("5s"),

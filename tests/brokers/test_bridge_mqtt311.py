@@ -21,12 +21,13 @@ from iotml.stack import MosquittoBroker
 from tests.brokers.test_bridge_pipeline import (
     kill_9_mid_stream_and_restart,
     make_settings,
-    publish,
+    metric,
     readings,
     running,
     seqs,
 )
 from tests.kafkatools import consume_all, end_offsets
+from tests.mqtttools import publish
 
 pytestmark = pytest.mark.brokers
 __all__ = ["make_settings"]  # the fixture, shared with the pipeline tests
@@ -70,7 +71,8 @@ def test_2000_qos1_readings_from_several_devices_arrive_exactly_once_keyed_by_de
     assert len(partition_of) == DEVICES
     assert len(set(partition_of.values())) > 1  # several devices really spread out
     assert sum(end_offsets(kafka_conf, settings.topic_readings_dlq).values()) == 0
-    assert bridge.metrics.acked._value.get() == total  # each acked once, after Kafka had it
+    # Each acked once, after Kafka had it.
+    assert metric(bridge, "iotml_bridge_acked_total") == total
     assert connections(mosquitto_broker, settings.mqtt_client_id) == ["p2, c0"]
 
 
@@ -87,7 +89,7 @@ def test_persistent_session_keeps_3000_readings_published_while_the_bridge_is_st
         publish(mosquitto_broker.port, readings(before, devices=DEVICES))
         consume_all(kafka_conf, settings.topic_readings, before, timeout=30)
     assert first.acks.in_flight == 0  # graceful stop: everything read was confirmed and acked
-    assert first.metrics.acked._value.get() == before
+    assert metric(first, "iotml_bridge_acked_total") == before
     publish(mosquitto_broker.port, readings(away, devices=DEVICES, start=before))
     with running(settings):
         records = consume_all(kafka_conf, settings.topic_readings, before + away, timeout=60)

@@ -15,12 +15,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +34,7 @@ from iotml.stack.mosquitto import find_mosquitto
 from iotml.stack.procs import free_port, port_open
 from tests.brokers.test_bridge_pipeline import make_settings, readings, running, seqs
 from tests.kafkatools import consume_all
+from tests.mqtttools import publish
 
 pytestmark = pytest.mark.brokers
 __all__ = ["make_settings"]  # the fixture, shared with the pipeline tests
@@ -197,34 +197,6 @@ def accepted(broker: SecureMosquitto, client: mqtt.Client) -> bool:
     return outcome == [True]
 
 
-def publish_tls(broker: SecureMosquitto, messages: Sequence[tuple[str, bytes]]) -> None:
-    """Publish at QoS 1 over TLS with the client certificate and the password."""
-    client = broker.client(password=broker.password)
-    client.max_inflight_messages_set(1000)
-    connected = threading.Event()
-
-    def on_connect(c: Any, u: Any, f: Any, reason: Any, p: Any) -> None:
-        if not reason.is_failure:
-            connected.set()
-
-    client.on_connect = on_connect
-    acked = [0]
-    client.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
-    client.connect("localhost", broker.port)
-    client.loop_start()
-    try:
-        assert connected.wait(10), "the TLS publisher could not connect"
-        for topic, payload in messages:
-            client.publish(topic, payload, qos=1)
-        deadline = time.monotonic() + 30
-        while acked[0] < len(messages) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert acked[0] == len(messages), "the broker did not acknowledge every message"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 @pytest.fixture
 def secure_settings(
     make_settings: Callable[..., BridgeSettings], secure_mosquitto: SecureMosquitto
@@ -274,7 +246,7 @@ def test_bridge_over_mutual_tls_with_a_password_delivers_readings_to_kafka(
     settings = secure_settings()
     caplog.set_level("DEBUG")
     with running(settings):
-        publish_tls(b, readings(300))
+        publish(b.port, readings(300), client=b.client(password=b.password), host="localhost")
         records = consume_all(kafka_conf, settings.topic_readings, 300, timeout=30)
     assert sorted(seqs(records)) == list(range(300))
     assert f"MQTT localhost:{b.port} (TLS)" in caplog.text
@@ -357,7 +329,7 @@ def test_wrong_password_retries_with_backoff_reports_not_ready_and_never_logs_it
             assert time.monotonic() < deadline, f"never ready: {_readyz(http_port)}"
             time.sleep(0.1)
         time.sleep(0.3)  # the SUBACK
-        publish_tls(b, readings(50))
+        publish(b.port, readings(50), client=b.client(password=b.password), host="localhost")
         records = consume_all(kafka_conf, settings.topic_readings, 50, timeout=30)
         assert sorted(seqs(records)) == list(range(50))
         proc.send_signal(signal.SIGTERM)

@@ -31,10 +31,11 @@ from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir
 from models import Registry
 from models.replay import run as batch_run
-from tests.brokers.test_bridge_pipeline import publish, running, seqs
+from tests.brokers.test_bridge_pipeline import running, seqs
 from tests.brokers.test_processor_stream import ProcessorProc, preds, wait_for, window_keys
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
+from tests.mqtttools import publish
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 

@@ -10,6 +10,7 @@ from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
 from tests.kafkatools import consume_all, end_offsets, produce
+from tests.mqtttools import publish
 
 
 def test_kafka_round_trip(kafka_conf, topics):
@@ -65,14 +66,8 @@ def test_mosquitto_round_trip_and_persistent_session_survives_restart(
     sub.disconnect()
     sub.loop_stop()
 
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub")
-    pub.connect("127.0.0.1", own_mosquitto.port)
-    pub.loop_start()
-    for i in range(3000):  # above Mosquitto's default queue of 1000
-        pub.publish("t/x", str(i), qos=1)
-    time.sleep(1.0)
-    pub.disconnect()
-    pub.loop_stop()
+    # above Mosquitto's default queue of 1000
+    publish(own_mosquitto.port, [("t/x", str(i).encode()) for i in range(3000)])
     own_mosquitto.restart()
 
     sub.connect("127.0.0.1", own_mosquitto.port)

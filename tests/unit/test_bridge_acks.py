@@ -5,10 +5,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge._mqtt import BulkClient, Message, puback_packets
-from bridge.acks import AckQueue
+from bridge.acks import AckBatch, AckQueue
 
 
-def confirm(queue: AckQueue, batch, n: int = 1) -> None:
+def confirm(batch: AckBatch, n: int = 1) -> None:
     for _ in range(n):
         batch.delivered(None, None)
 
@@ -18,9 +18,9 @@ def test_acks_are_released_in_receive_order_even_when_kafka_confirms_out_of_orde
     first = queue.open([1, 2], 2, generation=1)
     second = queue.open([3], 1, generation=1)
     first.remaining, second.remaining = 2, 1
-    confirm(queue, second)
+    confirm(second)
     assert list(queue.ready()) == []  # the later batch waits for the earlier one
-    confirm(queue, first, 2)
+    confirm(first, 2)
     assert [b.mids for b in queue.ready()] == [[1, 2], [3]]
     assert queue.in_flight == 0
 
@@ -30,7 +30,7 @@ def test_in_flight_counts_messages_until_released():
     batch = queue.open([1, 2, 3], 3, generation=1)
     batch.remaining = 3
     assert queue.in_flight == 3
-    confirm(queue, batch, 3)
+    confirm(batch, 3)
     list(queue.ready())
     assert queue.in_flight == 0
 

@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.settings import SimulatorSettings
+from bridge.simulate import build_fleet
 from iotml.core.fleet import (
     DROP_C,
     Fault,
@@ -11,10 +13,6 @@ from iotml.core.fleet import (
     load_series,
     parse_fault,
 )
-from bridge.settings import BridgeSettings, SimulatorSettings
-from bridge.simulate import build_fleet
-from iotml.core.errors import ConfigError
-from iotml.core.options import build_settings
 
 HOUR = 3_600_000
 
@@ -106,16 +104,3 @@ def test_sped_up_replay_shortens_the_wall_clock_interval(tmp_path: Path):
     s = SimulatorSettings(sim_csv=csv, sim_speedup=300, sim_devices=2)
     _, interval = build_fleet(s)
     assert interval == 1000
-
-
-def test_settings_reject_bad_routes_and_faults():
-    with pytest.raises(ConfigError, match="zone"):
-        build_settings(BridgeSettings, {"routes": ("a/{device}=t-{zone}",)})
-    with pytest.raises(ConfigError, match="kind"):
-        build_settings(SimulatorSettings, {"sim_faults": ("dev-1:melt",)})
-
-
-def test_routes_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("IOTML_ROUTES", "a/{device}/{metric}=ta, b/{site}/{device}=tb:{site}")
-    s = build_settings(BridgeSettings, {})
-    assert s.routes == ["a/{device}/{metric}=ta", "b/{site}/{device}=tb:{site}"]

@@ -6,6 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from bridge.settings import BridgeSettings, SimulatorSettings
 from iotml.core.durations import format_duration_ms, parse_duration_ms
 from iotml.core.errors import ConfigError
 from iotml.core.eventtime import EventTimeRange
@@ -111,6 +112,27 @@ def test_event_max_future_must_stay_below_kafkas_limit():
 
 def test_topic_spec_defaults():
     specs = {s.name: s for s in topic_specs(TopicsSettings())}
-    assert set(specs) == {"readings", "readings-dlq", "predictions", "alerts", "processor-dlq"}
+    assert set(specs) == {
+        "readings",
+        "readings-dlq",
+        "predictions",
+        "alerts",
+        "processor-dlq",
+        "alert-state",
+    }
     assert specs["readings"].partitions == 4
     assert specs["readings"].topic_config()["cleanup.policy"] == "delete"
+    assert specs["alert-state"].topic_config()["cleanup.policy"] == "compact"
+
+
+def test_settings_reject_bad_routes_and_faults():
+    with pytest.raises(ConfigError, match="zone"):
+        build_settings(BridgeSettings, {"routes": ("a/{device}=t-{zone}",)})
+    with pytest.raises(ConfigError, match="kind"):
+        build_settings(SimulatorSettings, {"sim_faults": ("dev-1:melt",)})
+
+
+def test_routes_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("IOTML_ROUTES", "a/{device}/{metric}=ta, b/{site}/{device}=tb:{site}")
+    s = build_settings(BridgeSettings, {})
+    assert s.routes == ["a/{device}/{metric}=ta", "b/{site}/{device}=tb:{site}"]

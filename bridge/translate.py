@@ -1,0 +1,132 @@
+"""MQTT messages -> Kafka records: a reading for each routed message, a dead letter for the rest.
+
+Pure: no network and no clock (the caller passes the receive time). Every record carries
+the MQTT topic, QoS, retain flag, receive time and MQTT 5 properties as headers; a dead
+letter keeps the raw payload and adds the reason (:class:`~iotml.core.records.DeadLetter`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+from bridge._mqtt import Message
+from bridge.payloads import encode_reading, parse_payload
+from bridge.routes import RouteTable, Target
+from iotml.core import headers as h
+from iotml.core.errors import RecordError
+from iotml.core.eventtime import EventTimeRange
+from iotml.core.records import DeadLetter
+
+__all__ = ["KafkaRecord", "Translator", "property_headers"]
+
+_QOS = (b"0", b"1", b"2")
+_RETAIN = (b"0", b"1")
+#: Headers a dead letter writes itself (:meth:`DeadLetter.headers`), not copied from the message.
+_DEAD_LETTER_OWN = (h.MQTT_TOPIC, h.RECEIVED_AT)
+
+
+class KafkaRecord(NamedTuple):
+    """One record to produce. ``reason`` is set on a dead letter and ``None`` on a reading."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    timestamp: int
+    headers: h.Headers
+    reason: str | None = None
+
+
+def property_headers(props: Any) -> h.Headers:
+    """Headers for the MQTT 5 content type and user properties of a message (may be empty)."""
+    out: h.Headers = []
+    if props is None:
+        return out
+    content_type = getattr(props, "ContentType", None)
+    if content_type:
+        out.append((h.MQTT_CONTENT_TYPE, str(content_type).encode()))
+    for name, value in getattr(props, "UserProperty", None) or ():
+        out.append((h.MQTT_USER_PROPERTY_PREFIX + name, str(value).encode()))
+    return out
+
+
+class Translator:
+    """Turns the messages of one read into the records to produce, in receive order."""
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        dead_letter_topic: str,
+        event_range: EventTimeRange,
+        max_payload_bytes: int,
+    ) -> None:
+        self.routes = routes
+        self.dead_letter_topic = dead_letter_topic
+        self.event_range = event_range
+        self.max_payload_bytes = max_payload_bytes
+
+    def translate(self, msgs: Iterable[Message], received: int) -> Iterator[KafkaRecord]:
+        """One record per message, lazily: its reading, or a dead letter saying why there is
+        none. (Lazy so that each record can be produced and freed before the next is built.)"""
+        received_b = str(received).encode()
+        lookup = self.routes.lookup
+        event_range, max_bytes = self.event_range, self.max_payload_bytes
+        topic_h, qos_h, retain_h, recv_h = h.MQTT_TOPIC, h.MQTT_QOS, h.MQTT_RETAIN, h.RECEIVED_AT
+        for m in msgs:
+            raw_topic = m.topic
+            headers = [
+                (topic_h, raw_topic),
+                (qos_h, _QOS[m.qos]),
+                (retain_h, _RETAIN[m.retain]),
+                (recv_h, received_b),
+            ]
+            props = m.properties
+            if props is not None and (
+                getattr(props, "UserProperty", None) or getattr(props, "ContentType", None)
+            ):
+                headers.extend(property_headers(props))
+            target: Target | None = None
+            try:
+                try:
+                    target = lookup(raw_topic)
+                except UnicodeDecodeError:
+                    raise RecordError("invalid_topic", "MQTT topic is not UTF-8") from None
+                if target is None:
+                    raise RecordError("no_route", "no route matches the MQTT topic")
+                reading = parse_payload(m.payload, target, received, event_range, max_bytes)
+            except RecordError as exc:
+                yield self._dead_letter(m, exc, received, target, headers)
+                continue
+            yield KafkaRecord(
+                target.kafka_topic,
+                encode_reading(reading),
+                target.key or reading.device_id.encode(),
+                reading.ts,
+                headers,
+            )
+
+    def _dead_letter(
+        self,
+        m: Message,
+        exc: RecordError,
+        received: int,
+        target: Target | None,
+        headers: h.Headers,
+    ) -> KafkaRecord:
+        """The dead letter for ``m``: its raw payload, stamped with the receive time."""
+        dl = DeadLetter(
+            reason=exc.reason,
+            payload=m.payload,
+            received_at=received,
+            detail=exc.detail,
+            mqtt_topic=m.topic.decode("utf-8", "replace"),
+        )
+        extra = [(k, v) for k, v in headers if k not in _DEAD_LETTER_OWN]
+        return KafkaRecord(
+            self.dead_letter_topic,
+            m.payload,
+            target.key if target else None,
+            received,
+            dl.headers() + extra,
+            exc.reason,
+        )
