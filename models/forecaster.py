@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import IncompatibleArtifact
+from models.errors import IncompatibleArtifact, UnreadableArtifact
 
 MODEL_FILE = "model.keras"
 SCALER_FILE = "scaler.json"
@@ -84,9 +84,12 @@ class Forecaster:
 
         try:
             scaler = json.loads((path / SCALER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UnreadableArtifact.from_error(path / SCALER_FILE, exc) from exc
+        try:
             model = keras.models.load_model(path / MODEL_FILE, compile=False)
         except Exception as exc:  # keras raises many types for a corrupt file
-            raise IncompatibleArtifact(f"{path}: cannot load the model: {exc}") from exc
+            raise UnreadableArtifact.from_error(path / MODEL_FILE, exc) from exc
         names = list(manifest["spec"]["names"])
         if len(scaler["mean"]) != len(names) or model.input_shape[-1] != len(names):
             raise IncompatibleArtifact(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertParams
-from models.errors import ArtifactNotFound, IncompatibleArtifact, ModelError
+from models.errors import ArtifactNotFound, IncompatibleArtifact, ModelError, UnreadableArtifact
 from models.features import FeatureSpec
 
 if TYPE_CHECKING:
@@ -145,11 +145,11 @@ class Registry:
 
     def manifest(self, name: str, version: str | None = None) -> dict[str, Any]:
         version = self._resolve(name, version)
+        file = self.path(name, version) / MANIFEST
         try:
-            text = (self.path(name, version) / MANIFEST).read_text(encoding="utf-8")
-            obj = json.loads(text)
+            obj = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise IncompatibleArtifact(f"{name} {version}: unreadable manifest: {exc}") from None
+            raise UnreadableArtifact.from_error(file, exc) from None
         if not isinstance(obj, dict):
             raise IncompatibleArtifact(f"{name} {version}: manifest is not a JSON object")
         return obj

@@ -50,11 +50,11 @@ def _output_serializer() -> Any:
 def check_topics(settings: ProcessorSettings) -> None:
     """Fail clearly when a topic is missing (quixstreams would auto-create it with one
     partition, which replicas cannot share)."""
-    from iotml.core.topics import TopicError, cluster_metadata
+    from iotml.core.kafka_connect import KafkaUnreachable, cluster_metadata
 
     try:
         _, md = cluster_metadata(settings.kafka_config())
-    except TopicError as exc:
+    except KafkaUnreachable as exc:
         raise ConfigError(str(exc)) from None
     wanted = [
         settings.topic_readings,

@@ -108,7 +108,9 @@ class ModelHolder:
             if artifact.forecaster is None:
                 raise ModelError("artifact has no forecaster")
         except Exception as exc:  # a broken version must never stop the processor
-            self._refuse(version, f"cannot be loaded: {exc}", "broken")
+            # A ModelError says which file and why; anything else is unexpected: name its type.
+            cause = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+            self._refuse(version, f"cannot be loaded: {cause}", "broken")
             return
         if current is not None and current.artifact is not None:
             why = current.artifact.compatible_with(artifact)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from iotml.core.durations import duration_ms_field
@@ -31,6 +31,26 @@ def _split_list(value: object) -> object:
 
 #: A list given as repeated flags, or in the environment as a comma-separated string.
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+def _readable_file(path: Path | None) -> Path | None:
+    """``path`` when it names a file this process can read; a TLS library given anything
+    else fails later with an OpenSSL code that names neither the setting nor the file."""
+    if path is None:
+        return None
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a PEM file")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return path
+
 
 ENV_PREFIX = "IOTML_"
 
@@ -83,6 +103,10 @@ class KafkaSettings(ServiceSettings):
         "rejects records stamped more than 1h ahead, so this must stay below 1h.",
     )
 
+    _check_kafka_files = field_validator("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")(
+        _readable_file
+    )
+
     @model_validator(mode="after")
     def _check_kafka(self) -> KafkaSettings:
         if self.kafka_security_protocol.startswith("SASL_") and not (
@@ -91,6 +115,17 @@ class KafkaSettings(ServiceSettings):
             raise ValueError(
                 "IOTML_KAFKA_SECURITY_PROTOCOL=SASL_* needs IOTML_KAFKA_SASL_MECHANISM, "
                 "IOTML_KAFKA_SASL_USERNAME and IOTML_KAFKA_SASL_PASSWORD"
+            )
+        if (self.kafka_ssl_cert is None) != (self.kafka_ssl_key is None):
+            raise ValueError(
+                "IOTML_KAFKA_SSL_CERT and IOTML_KAFKA_SSL_KEY go together (client certificate "
+                "and its key): set both or neither"
+            )
+        tls_files = self.kafka_ssl_ca or self.kafka_ssl_cert
+        if tls_files and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(
+                f"IOTML_KAFKA_SSL_* files are set but IOTML_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}, which does not use TLS: set it to SSL or SASL_SSL"
             )
         if self.event_max_future >= 3_600_000:
             raise ValueError("IOTML_EVENT_MAX_FUTURE must be below 1h (Kafka rejects such records)")
@@ -134,6 +169,8 @@ class MqttSettings(ServiceSettings):
     mqtt_ca: Path | None = Field(None, description="CA bundle (PEM) to verify the MQTT broker.")
     mqtt_cert: Path | None = Field(None, description="Client certificate (PEM) for MQTT mTLS.")
     mqtt_key: Path | None = Field(None, description="Client private key (PEM) for MQTT mTLS.")
+
+    _check_mqtt_files = field_validator("mqtt_ca", "mqtt_cert", "mqtt_key")(_readable_file)
 
     @model_validator(mode="after")
     def _check_mqtt(self) -> MqttSettings:

@@ -1,4 +1,5 @@
-"""The one topic spec of iotml and ``ensure_topics``, used by the stack, tests, demo and compose.
+"""The one topic spec of iotml and ``ensure_topics``, used by the stack, tests, demo and compose,
+and ``cluster_metadata``, the connectivity check that says why Kafka cannot be reached.
 
 Nothing relies on broker auto-creation: it makes one-partition topics that processor
 replicas cannot share.
@@ -7,7 +8,6 @@ replicas cannot share.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ from pydantic import Field
 
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.errors import IotmlError
+from iotml.core.kafka_connect import cluster_metadata
 from iotml.core.settings import DurationMs, KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ class TopicNames(ServiceSettings):
     topic_predictions: str = Field("predictions", description="Forecasts, one per closed window.")
     topic_alerts: str = Field("alerts", description="Alert open/cleared events.")
     topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
+    topic_alert_state: str = Field(
+        "alert-state",
+        description="Compacted: the latest alert event per device and type (key "
+        "<device>/<type>), so any service can rebuild the open alerts at start.",
+    )
 
 
 class TopicLayout(TopicNames):
@@ -77,6 +83,14 @@ def topic_specs(s: TopicLayout) -> list[TopicSpec]:
         TopicSpec(s.topic_predictions, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_alerts, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_processor_dlq, 1, s.dlq_retention, rf),
+        TopicSpec(
+            s.topic_alert_state,
+            s.output_partitions,
+            -1,
+            rf,
+            cleanup_policy="compact",
+            config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(D("1d"))},
+        ),
     ]
 
 
@@ -89,37 +103,6 @@ class EnsureReport:
     created: list[str]
     existing: list[str]
     mismatched: dict[str, str]
-
-
-def cluster_metadata(kafka_conf: Mapping[str, Any], timeout: float = 30.0) -> tuple[Any, Any]:
-    """An ``AdminClient`` and the cluster's metadata; raises :class:`TopicError` that says
-    whether Kafka was unreachable or refused the credentials."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    # Refused credentials are only reported through error_cb; without it list_topics waits
-    # out the whole timeout and then reports a misleading "transport failure".
-    refused: list[KafkaError] = []
-
-    def on_error(err: KafkaError) -> None:
-        if err.code() == KafkaError._AUTHENTICATION:
-            refused.append(err)
-
-    admin = AdminClient({**kafka_conf, "error_cb": on_error})
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            metadata = admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
-            return admin, metadata
-        except KafkaException as exc:
-            admin.poll(0)  # serves error_cb
-            where = kafka_conf.get("bootstrap.servers")
-            if refused:
-                raise TopicError(
-                    f"Kafka at {where} refused the credentials: {refused[0].str()}"
-                ) from None
-            if time.monotonic() >= deadline:
-                raise TopicError(f"cannot reach Kafka at {where}: {exc}") from None
 
 
 def ensure_topics(

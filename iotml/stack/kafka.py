@@ -40,6 +40,13 @@ class KafkaBroker(procs.ManagedProcess):
     #: these ``{user: password}`` accounts; authentication only, no authorizer.
     sasl_users: dict[str, str] | None = None
     sasl_port: int | None = None
+    #: Optional TLS listener (``SSL``) on ``ssl_port``: the broker's certificate chain and
+    #: its unencrypted PKCS#8 key as PEM files. With ``ssl_client_ca`` the listener requires
+    #: a client certificate signed by that CA (mTLS).
+    ssl_port: int | None = None
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+    ssl_client_ca: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -51,6 +58,28 @@ class KafkaBroker(procs.ManagedProcess):
         if self.sasl_port is None:
             raise StackError("this broker has no SASL listener (set sasl_port and sasl_users)")
         return f"{self.host}:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        if self.ssl_port is None:
+            raise StackError("this broker has no TLS listener (set ssl_port, ssl_cert, ssl_key)")
+        return f"{self.host}:{self.ssl_port}"
+
+    def _ssl_lines(self) -> list[str]:
+        if self.ssl_port is None or self.ssl_cert is None or self.ssl_key is None:
+            return []
+        # A PEM key store is one file holding the key and then the certificate chain.
+        keystore = self.data_dir / "ssl-keystore.pem"
+        keystore.touch(mode=0o600)
+        keystore.write_text(self.ssl_key.read_text() + self.ssl_cert.read_text())
+        lines = ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}"]
+        if self.ssl_client_ca is not None:
+            lines += [
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={self.ssl_client_ca}",
+                "ssl.client.auth=required",
+            ]
+        return lines
 
     def _sasl_lines(self) -> list[str]:
         if not self.sasl_users or self.sasl_port is None:
@@ -78,7 +107,9 @@ class KafkaBroker(procs.ManagedProcess):
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         sasl = self._sasl_lines()
+        ssl = self._ssl_lines()
         extra = f",SASL_PLAINTEXT://{self.host}:{self.sasl_port}" if sasl else ""
+        extra += f",SSL://{self.host}:{self.ssl_port}" if ssl else ""
         self._props.write_text(
             "\n".join(
                 [
@@ -91,8 +122,10 @@ class KafkaBroker(procs.ManagedProcess):
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
-                    + (",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else ""),
+                    + (",SASL_PLAINTEXT:SASL_PLAINTEXT" if sasl else "")
+                    + (",SSL:SSL" if ssl else ""),
                     *sasl,
+                    *ssl,
                     f"log.dirs={self.data_dir / 'logs'}",
                     # One node: internal topics (offsets, transactions for exactly-once)
                     # cannot have more replicas than brokers.
@@ -154,6 +187,8 @@ class KafkaBroker(procs.ManagedProcess):
             raise StackError(f"port {self.port} is taken by another process; set another port")
         if (self.sasl_users is None) != (self.sasl_port is None):
             raise StackError("sasl_users and sasl_port go together: set both or neither")
+        if len({self.ssl_port is None, self.ssl_cert is None, self.ssl_key is None}) > 1:
+            raise StackError("ssl_port, ssl_cert and ssl_key go together: set all or none")
         self._write_config()
         self._format()
         self._spawn(self._java("kafka.Kafka", str(self._props)), self.log_file)

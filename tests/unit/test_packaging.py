@@ -47,6 +47,7 @@ def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path, monkeyp
 
     (tmp_path / "needs_missing_dep.py").write_text("import not_an_installed_module_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+
     def load_processor():
         import needs_missing_dep  # noqa: F401
 

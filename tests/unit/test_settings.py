@@ -64,7 +64,9 @@ def test_secrets_are_not_printed(monkeypatch):
     assert s.kafka_config()["sasl.password"] == "hunter2"
 
 
-def test_kafka_client_config_carries_tls_and_sasl():
+def test_kafka_client_config_carries_tls_and_sasl(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
     s = build_settings(
         KafkaSettings,
         {
@@ -72,13 +74,13 @@ def test_kafka_client_config_carries_tls_and_sasl():
             "kafka_sasl_mechanism": "SCRAM-SHA-512",
             "kafka_sasl_username": "u",
             "kafka_sasl_password": "p",
-            "kafka_ssl_ca": "/ca.pem",
+            "kafka_ssl_ca": str(ca),
         },
     )
     conf = s.kafka_config()
     assert conf["security.protocol"] == "sasl_ssl"
     assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
-    assert conf["ssl.ca.location"] == "/ca.pem"
+    assert conf["ssl.ca.location"] == str(ca)
 
 
 def test_mqtts_url_means_tls():
