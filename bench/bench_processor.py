@@ -51,7 +51,7 @@ def child(mode: str, close_log: str | None) -> None:
     from iotml.core.logs import setup_logging
     from iotml.core.options import build_settings
     from processor.app import Processor
-    from processor.core import PREDICTIONS
+    from processor.outputs import PREDICTIONS
     from processor.settings import ProcessorSettings
 
     settings = build_settings(ProcessorSettings, {})

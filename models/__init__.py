@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertParams, alert_id
+from models.closing import close_windows
 from models.errors import ArtifactNotFound, DataError, IncompatibleArtifact, ModelError
 from models.features import FeatureRow, FeatureSpec, WindowStats, window_bounds
 from models.pipeline import (
@@ -44,6 +45,7 @@ __all__ = [
     "advance",
     "alert_id",
     "close_window",
+    "close_windows",
     "load_path",
     "make_prediction",
     "new_state",

@@ -75,10 +75,6 @@ class FeatureSpec:
         if self.k < 0 or self.min_count < 1:
             raise ValueError("k must be >= 0 and min_count >= 1")
 
-    @property
-    def horizon_windows(self) -> int:
-        return self.horizon_ms // self.window_ms
-
     def names(self) -> list[str]:
         """Feature names, in the order of :attr:`FeatureRow.vector`."""
         lagged = [f"{name}_{i}" for i in range(1, self.k + 1) for name in LAGGED]

@@ -1,7 +1,8 @@
 """Replaying recorded readings through the pipeline (training, ``evaluate`` and ``batch``).
 
-This is the batch twin of the stream processor: readings go through the same windower,
-feature, model and alert functions of :mod:`models.pipeline`, per device in arrival order.
+This is the batch twin of the stream processor: readings go through the same windower
+(:mod:`models.pipeline`) per device in arrival order, and the closed windows through the
+same window stage (:func:`models.closing.close_windows`).
 """
 
 from __future__ import annotations
@@ -13,29 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from iotml.core.records import Alert, Prediction
-from models.features import FeatureRow, FeatureSpec, WindowStats
-from models.pipeline import (
-    DeviceState,
-    add_reading,
-    advance,
-    close_window,
-    make_prediction,
-    new_state,
-    step_alerts,
-)
+from models.closing import ClosedWindow, close_rows, close_windows
+from models.features import FeatureSpec, WindowStats
+from models.pipeline import DeviceState, add_reading, advance, new_state
 
 if TYPE_CHECKING:
     from models.registry import Artifact
 
 #: One reading of the model's metric: (device_id, event time ms, value), in arrival order.
 Point = tuple[str, int, float]
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    device_id: str
-    stats: WindowStats
-    row: FeatureRow | None
 
 
 @dataclass
@@ -50,29 +37,33 @@ def window_series(
 ) -> WindowedSeries:
     """Closed windows and feature rows per device, in closing order. With ``flush`` the
     windows still open at the end are closed too (the stream would wait for more data)."""
+    closed, late, states = _windows(points, spec, grace_ms, flush)
+    states, windows = close_rows(closed, states, spec)
+    return WindowedSeries(windows, late, states)
+
+
+def _windows(
+    points: Iterable[Point], spec: FeatureSpec, grace_ms: int, flush: bool
+) -> tuple[list[tuple[str, WindowStats]], int, dict[str, DeviceState]]:
+    """The windower alone: closed windows ``(device_id, stats)`` in closing order, the
+    number of late readings and the windower's state per device."""
     states: dict[str, DeviceState] = {}
-    out: list[ClosedWindow] = []
+    closed: list[tuple[str, WindowStats]] = []
     late = 0
     for device, ts, value in points:
         state = states.get(device) or new_state(device)
-        state, closed, is_late = add_reading(state, ts, value, spec, grace_ms)
+        state, done, is_late = add_reading(state, ts, value, spec, grace_ms)
         late += is_late
-        for stats in closed:
-            state, row = close_window(state, stats, spec)
-            out.append(ClosedWindow(device, stats, row))
+        closed.extend((device, stats) for stats in done)
         states[device] = state
     if flush:
         for device, state in states.items():
             if state.watermark is None:
                 continue
-            state, closed = advance(
-                state, state.watermark + spec.window_ms + grace_ms, spec, grace_ms
-            )
-            for stats in closed:
-                state, row = close_window(state, stats, spec)
-                out.append(ClosedWindow(device, stats, row))
-            states[device] = state
-    return WindowedSeries(out, late, states)
+            end = state.watermark + spec.window_ms + grace_ms
+            states[device], done = advance(state, end, spec, grace_ms)
+            closed.extend((device, stats) for stats in done)
+    return closed, late, states
 
 
 def training_examples(
@@ -118,26 +109,23 @@ def run(
     points: Sequence[Point], artifact: Artifact, grace_ms: int = 0, flush: bool = False
 ) -> BatchView:
     """Features, forecasts and alerts for recorded readings, exactly as the processor
-    computes them (forecasts are batched; alerts run in window order per device)."""
+    computes them (:func:`models.closing.close_windows`, with one model call for all
+    windows; alerts run in window order per device)."""
     if artifact.forecaster is None:
         raise ValueError("the artifact was loaded without its model")
-    spec, params, version = artifact.spec, artifact.alert_params, artifact.version
-    series = window_series(points, spec, grace_ms, flush)
-    rows = [w.row for w in series.windows if w.row is not None]
-    forecasts = (
-        artifact.forecaster.predict(np.stack([r.vector for r in rows])) if rows else np.zeros(0)
+    closed, late, _ = _windows(points, artifact.spec, grace_ms, flush)
+    closing = close_windows(
+        closed,
+        {},
+        artifact.spec,
+        artifact.alert_params,
+        artifact.name,
+        artifact.version,
+        artifact.forecaster.predict,
     )
-    it = iter(forecasts.tolist())
-    view = BatchView(windows=series.windows, late=series.late)
-    states: dict[str, DeviceState] = {}
-    for w in series.windows:
-        state = states.get(w.device_id) or new_state(w.device_id)
-        forecast = next(it) if w.row is not None else None
-        if w.row is not None and forecast is not None:
-            view.predictions.append(
-                make_prediction(w.device_id, w.row, forecast, spec, artifact.name, version)
-            )
-        state, alerts = step_alerts(state, w.stats, forecast, spec, params, version)
-        view.alerts.extend(alerts)
-        states[w.device_id] = state
-    return view
+    return BatchView(
+        predictions=closing.predictions,
+        alerts=closing.alerts,
+        windows=closing.windows,
+        late=late,
+    )

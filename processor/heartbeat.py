@@ -34,7 +34,7 @@ from typing import Any
 
 from iotml.core import headers as h
 from iotml.core.eventtime import now_ms
-from processor.core import HEARTBEAT_ADVANCE, HEARTBEAT_PROBE, PartitionClock
+from processor.clock import HEARTBEAT_ADVANCE, HEARTBEAT_PROBE, PartitionClock
 from processor.metrics import Metrics
 
 log = logging.getLogger(__name__)

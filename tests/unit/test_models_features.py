@@ -1,13 +1,24 @@
-"""The feature rules of models.features / models.pipeline, on hand-computed windows."""
+"""The feature rules of models.features / models.pipeline and the window stage of
+models.closing, on hand-computed windows."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 
-from models import FeatureSpec, WindowStats, add_reading, close_window, new_state, window_bounds
+from models import (
+    AlertParams,
+    FeatureSpec,
+    WindowStats,
+    add_reading,
+    close_window,
+    close_windows,
+    new_state,
+    window_bounds,
+)
 from models.pipeline import DeviceState
 
 MIN = 60_000
@@ -125,3 +136,56 @@ def test_device_state_round_trips_through_json() -> None:
 def test_spec_rejects_a_horizon_that_is_not_a_multiple_of_the_window() -> None:
     with pytest.raises(ValueError, match="multiple"):
         FeatureSpec("t", window_ms=10 * MIN, k=1, horizon_ms=15 * MIN)
+
+
+class Calls:
+    """A model that forecasts last + 1 and remembers its batch sizes."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(X))
+        return X[:, SPEC.names().index("last")].astype(np.float64) + 1.0
+
+
+def three_windows(device: str) -> list[tuple[str, WindowStats]]:
+    return [(device, stats(start, [10, 11])) for start in (0, 10, 20)]
+
+
+def test_closing_windows_of_several_devices_makes_one_model_call() -> None:
+    predict = Calls()
+    windows = three_windows("a") + three_windows("b")
+    params = AlertParams(overheat_threshold=100.0)
+    closing = close_windows(windows, {}, SPEC, params, "m", "v1", predict)
+    assert predict.sizes == [2]  # the first k windows of each device have no row
+    assert [(p.device_id, p.window_start, p.forecast) for p in closing.predictions] == [
+        ("a", 20 * MIN, 12.0),
+        ("b", 20 * MIN, 12.0),
+    ]
+    assert [(w.device_id, w.row is not None) for w in closing.windows] == [
+        ("a", False),
+        ("a", False),
+        ("a", True),
+        ("b", False),
+        ("b", False),
+        ("b", True),
+    ]
+    assert closing.states["a"].pending == {50 * MIN: 12.0}  # window end + horizon
+
+
+def test_closing_windows_gives_the_states_of_closing_them_one_by_one() -> None:
+    params = AlertParams(overheat_threshold=11.5)
+    closing = close_windows(three_windows("a"), {}, SPEC, params, "m", "v1", Calls())
+    state = new_state("a")
+    for _, w in three_windows("a"):
+        state, _ = close_window(state, w, SPEC)
+    assert closing.states["a"].history == state.history
+    assert [(a.type, a.event) for a in closing.alerts] == [("overheat_predicted", "open")]
+    assert closing.states["a"].episodes["overheat_predicted"].open
+
+
+def test_closing_windows_without_a_model_stage_gives_no_predictions() -> None:
+    closing = close_windows(three_windows("a"), {}, SPEC, AlertParams(), "m", "v1", None)
+    assert closing.predictions == [] and closing.states["a"].pending == {}
+    assert closing.windows[-1].row is not None

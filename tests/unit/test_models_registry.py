@@ -89,9 +89,12 @@ def test_single_row_predict_is_fast(registry: Path) -> None:
 
 def test_fast_path_matches_keras(registry: Path) -> None:
     forecaster = Registry(registry).load("temp").forecaster
-    X = np.random.default_rng(0).normal(size=(32, forecaster.n_features)).astype(np.float32)
-    ours = forecaster._raw(X * forecaster.scale + forecaster.mean)
-    keras_out = np.asarray(forecaster.model(X, training=False))[:, 0]
+    assert forecaster.mode == "numpy"
+    scaled = np.random.default_rng(0).normal(size=(32, forecaster.n_features)).astype(np.float32)
+    X = scaled * forecaster.scale + forecaster.mean  # raw feature rows
+    last = X[:, forecaster.last_index].astype(np.float64)
+    ours = (forecaster.predict(X) - last) / float(forecaster.target_scale)
+    keras_out = np.asarray(forecaster.model(scaled, training=False))[:, 0]
     np.testing.assert_allclose(ours, keras_out, rtol=1e-4, atol=1e-5)
 
 

@@ -68,6 +68,10 @@ class Harness:
     def heartbeat(self, ts: int, partition: int = 0) -> list[Output]:
         return self.send(None, ts, partition, [(h.HEARTBEAT, b"advance")])
 
+    def sample(self, name: str, **labels: str) -> float | None:
+        """A sample of the engine's metrics, as /metrics exposes it."""
+        return self.metrics.registry.get_sample_value(name, labels)
+
 
 def predictions(outs: list[Output]) -> list[Prediction]:
     return [Prediction.from_json(o.value) for o in outs if o.topic == PREDICTIONS]
@@ -111,7 +115,7 @@ def test_readings_without_the_model_metric_are_counted_not_dead_lettered():
     hz = Harness()
     body = {"v": 1, "device_id": "d1", "ts": T0, "metrics": {"humidity": 3.0}}
     assert hz.send(json.dumps(body).encode(), T0) == []
-    assert hz.metrics.missing_metric._value.get() == 1
+    assert hz.sample("iotml_processor_readings_without_metric_total") == 1
 
 
 def test_a_reading_for_a_closed_window_is_dead_lettered_as_late():
@@ -120,7 +124,7 @@ def test_a_reading_for_a_closed_window_is_dead_lettered_as_late():
         hz.reading("d1", T0 + i * 1000)
     out = hz.reading("d1", T0 + 9_500)  # window [T0, T0+10s) closed at T0+12s
     assert [dict(o.headers)[h.ERROR_REASON] for o in out] == [b"late"]
-    assert hz.metrics.dlq.labels("late")._value.get() == 1
+    assert hz.sample("iotml_processor_dlq_total", reason="late") == 1
 
 
 def test_a_reading_within_grace_is_used():
@@ -162,6 +166,22 @@ def test_a_heartbeat_closes_the_windows_of_an_idle_partition_in_one_model_call()
     assert forecaster.calls == [3]
 
 
+def test_every_model_call_is_timed_and_its_rows_counted():
+    hz = Harness()
+    for dev in ("a", "b", "c"):
+        for i in range(15):
+            hz.reading(dev, T0 + i * 1000)
+    hz.heartbeat(T0 + 40_000)
+    forecaster = hz.model.forecaster
+    assert isinstance(forecaster, PlusOne)
+    calls = forecaster.calls
+    assert calls[-1] == 3
+    assert hz.sample("iotml_processor_inference_seconds_count") == len(calls)
+    assert hz.sample("iotml_processor_inference_batch_rows_count") == len(calls)
+    assert hz.sample("iotml_processor_inference_batch_rows_sum") == sum(calls)
+    assert hz.sample("iotml_processor_predictions_total") == sum(calls)
+
+
 def test_state_survives_a_new_engine_on_the_same_store():
     hz = Harness()
     for i in range(15):
@@ -193,4 +213,4 @@ def test_model_stage_off_closes_windows_without_predictions():
     for i in range(25):
         out += hz.reading("d1", T0 + i * 1000)
     assert predictions(out) == []
-    assert hz.metrics.windows_closed.labels("reading")._value.get() == 2
+    assert hz.sample("iotml_processor_windows_closed_total", by="reading") == 2

@@ -1,0 +1,142 @@
+"""Device state in quixstreams state, with a read-through cache per partition.
+
+The readings topic is consumed with a constant key, so the quixstreams ``State`` a record
+sees is its partition's whole store. Keys:
+
+* ``meta``: the partition's event time (largest reading or heartbeat time);
+* ``<ns>/index``: the device ids seen in the partition;
+* ``<ns>/h/<device>``: hot per-reading part of the device state (watermark, last_seen,
+  open windows), written per reading;
+* ``<ns>/c/<device>``: the rest (closed-window history, pending forecasts, alert
+  episodes), written only when a window closes or an alert changes.
+
+``<ns>`` is a digest of the model's metric, window, K and features: a model with another
+window starts from fresh device state rather than misreading the old one.
+
+The decoded device states of a partition stay in memory; the cache is dropped whenever a
+record does not directly follow the last one this process handled in that partition
+(rebalance, restart, rewind), so another replica's writes are never missed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+from models import DeviceState, new_state
+from processor.model import ActiveModel
+
+META = "meta"
+_HOT_FIELDS = ("buffer", "watermark", "last_seen", "device_id")
+
+
+class StateLike(Protocol):
+    """The part of quixstreams' ``State`` the engine uses."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+
+    def set(self, key: Any, value: Any) -> None: ...
+
+
+def namespace(model: ActiveModel) -> str:
+    """State key namespace of a model's feature layout."""
+    return hashlib.sha256(model.fingerprint().encode()).hexdigest()[:10]
+
+
+class PartitionStore:
+    """The device states and event time of one partition, read through a cache.
+
+    ``state`` is the quixstreams state of the record being handled (rebound per record
+    by :meth:`StateCache.open`)."""
+
+    __slots__ = ("_devices", "_index", "event_time", "last_offset", "ns", "state")
+
+    def __init__(self, ns: str, state: StateLike) -> None:
+        self.ns = ns
+        self.state = state
+        self.last_offset = -2
+        self.event_time: int | None = state.get(META)
+        self._index: set[str] | None = None
+        self._devices: dict[str, DeviceState] = {}
+
+    def set_event_time(self, event_time: int) -> None:
+        self.event_time = event_time
+        self.state.set(META, event_time)
+
+    def device_ids(self) -> set[str]:
+        """The devices seen in the partition."""
+        if self._index is None:
+            self._index = set(self.state.get(f"{self.ns}/index") or [])
+        return self._index
+
+    def device(self, dev: str) -> DeviceState:
+        """The state of ``dev`` (a fresh one for a device never seen)."""
+        st = self._devices.get(dev)
+        if st is not None:
+            return st
+        hot = self.state.get(f"{self.ns}/h/{dev}")
+        if hot is None:
+            st = new_state(dev)
+        else:
+            cold = self.state.get(f"{self.ns}/c/{dev}") or {}
+            st = DeviceState.from_dict(
+                {
+                    **cold,
+                    "device_id": dev,
+                    "watermark": hot[0],
+                    "last_seen": hot[1],
+                    "buffer": hot[2],
+                }
+            )
+        self._devices[dev] = st
+        return st
+
+    def save(self, dev: str, st: DeviceState, old: DeviceState) -> None:
+        """Store the new state ``st`` of ``dev``, writing only the parts that changed
+        since ``old`` (the state :meth:`device` returned)."""
+        index = self.device_ids()
+        if dev not in index:
+            index.add(dev)
+            self.state.set(f"{self.ns}/index", sorted(index))
+        self._devices[dev] = st
+        if (
+            st.buffer is not old.buffer
+            or st.watermark != old.watermark
+            or st.last_seen != old.last_seen
+            or old.last_seen is None
+        ):
+            buffer = [[s, [[t, v] for t, v in pts]] for s, pts in sorted(st.buffer.items())]
+            self.state.set(f"{self.ns}/h/{dev}", [st.watermark, st.last_seen, buffer])
+        if (
+            st.history is not old.history
+            or st.pending is not old.pending
+            or st.episodes is not old.episodes
+        ):
+            cold = st.to_dict()
+            for hot_key in _HOT_FIELDS:
+                cold.pop(hot_key, None)
+            self.state.set(f"{self.ns}/c/{dev}", cold)
+
+
+class StateCache:
+    """The :class:`PartitionStore` of each partition this process handles."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, PartitionStore] = {}
+        self._ns: tuple[ActiveModel | None, str] = (None, "")
+
+    def open(
+        self, partition: int, offset: int, state: StateLike, model: ActiveModel
+    ) -> PartitionStore:
+        """The store for the record at ``partition``/``offset``; the cached one when the
+        record directly follows the last one handled there under the same layout."""
+        if self._ns[0] is not model:
+            self._ns = (model, namespace(model))
+        ns = self._ns[1]
+        part = self._parts.get(partition)
+        if part is None or offset != part.last_offset + 1 or part.ns != ns:
+            part = PartitionStore(ns, state)
+            self._parts[partition] = part
+        part.state = state
+        part.last_offset = offset
+        return part

@@ -1,0 +1,72 @@
+"""Device state in the partition's store and its read-through cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from models import AlertParams, FeatureSpec, add_reading, new_state
+from processor.model import ActiveModel
+from processor.state import StateCache
+
+T0 = 1_700_000_000_000
+SPEC = FeatureSpec(metric="temp", window_ms=10_000, k=1, horizon_ms=20_000, min_count=1)
+
+
+class Zero:
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros(len(X))
+
+
+class DictState:
+    def __init__(self) -> None:
+        self.data: dict[Any, Any] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return json.loads(self.data[key]) if key in self.data else default
+
+    def set(self, key: Any, value: Any) -> None:
+        self.data[key] = json.dumps(value)
+
+
+def model(spec: FeatureSpec = SPEC) -> ActiveModel:
+    return ActiveModel("m", "v1", spec, AlertParams(), Zero())
+
+
+def test_a_saved_device_state_reads_back_from_the_store_alone():
+    store, m = DictState(), model()
+    part = StateCache().open(0, 0, store, m)
+    old = part.device("d1")
+    st, _, _ = add_reading(old, T0 + 1_000, 21.5, SPEC)
+    part.save("d1", st, old)
+    part.set_event_time(T0 + 1_000)
+
+    fresh = StateCache().open(0, 1, store, m)
+    assert fresh.event_time == T0 + 1_000
+    assert fresh.device_ids() == {"d1"}
+    assert fresh.device("d1").to_dict() == st.to_dict()
+
+
+def test_the_cache_is_dropped_when_a_record_does_not_follow_the_last_one():
+    store, m = DictState(), model()
+    cache = StateCache()
+    part = cache.open(0, 0, store, m)
+    old = part.device("d1")
+    other = StateCache().open(0, 1, store, m)  # another replica writes meanwhile
+    st, _, _ = add_reading(other.device("d1"), T0, 30.0, SPEC)
+    other.save("d1", st, other.device("d1"))
+    assert cache.open(0, 1, store, m).device("d1") is old  # directly follows: cached
+    assert cache.open(0, 5, store, m).device("d1").to_dict() == st.to_dict()
+
+
+def test_a_model_with_another_window_starts_from_fresh_device_state():
+    store = DictState()
+    part = StateCache().open(0, 0, store, model())
+    st, _, _ = add_reading(part.device("d1"), T0, 30.0, SPEC)
+    part.save("d1", st, part.device("d1"))
+    wider = FeatureSpec(metric="temp", window_ms=20_000, k=1, horizon_ms=20_000, min_count=1)
+    again = StateCache().open(0, 1, store, model(wider))
+    assert again.device_ids() == set()
+    assert again.device("d1").to_dict() == new_state("d1").to_dict()
