@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertParams, alert_id
 from models.closing import close_windows
+from models.device import DeviceState, new_state
 from models.errors import ArtifactNotFound, DataError, IncompatibleArtifact, ModelError
 from models.features import FeatureRow, FeatureSpec, WindowStats, window_bounds
 from models.pipeline import (
-    DeviceState,
     add_reading,
     advance,
     close_window,
+    forget,
     make_prediction,
-    new_state,
     observe,
     silence,
     step_alerts,
@@ -46,6 +46,7 @@ __all__ = [
     "alert_id",
     "close_window",
     "close_windows",
+    "forget",
     "load_path",
     "make_prediction",
     "new_state",

@@ -6,19 +6,23 @@ a clock of their own kind: the *partition time* ``P``, a deterministic function 
 records of one Kafka partition in order, so that the stream, ``iotml batch`` and any other
 replay of the same records reach the same decisions.
 
-``P`` is anchored, not the largest timestamp seen. A reading moves ``P`` by how far its
-device's own clock moved since that device's previous reading, counted from where ``P``
-stood then::
+``P`` does not follow device clocks. A reading that carries its arrival time (the
+bridge's receive time, header ``iotml.received_at``: one clock for the whole fleet, set
+when the message reached the platform) moves ``P`` to that time. A reading without one
+(written to Kafka by another producer) moves ``P`` by how far its device's own clock moved
+since that device's previous reading, counted from where ``P`` stood then, so a new device
+does not move ``P`` at all::
 
-    P' = max(P, min(seen_at + (ts - last_seen), P + max_step))
+    arrived:     P' = max(P, min(arrived, P + max_step))
+    otherwise:   P' = max(P, min(seen_at + (ts - last_seen), P + max_step))
 
-A new device does not move ``P`` at all. So a device whose clock is minutes off in either
-direction neither drags its neighbours' clocks forward nor is dragged; only the *elapsed*
-partition time ``P - seen_at`` since a device last spoke is ever compared with a threshold,
-and a device's own time is estimated as ``last_seen + (P - seen_at)``. A device whose clock
-jumps forward moves ``P`` by at most ``max_step`` (half the idle time) per reading, so it
-cannot make a device that is still sending look quiet. Heartbeats (idle partitions) move
-``P`` directly.
+So a device whose clock is minutes off in either direction neither drags its neighbours'
+windows forward nor is dragged, and a device uploading hours of buffered readings does not
+age the others: only the *elapsed* partition time ``P - seen_at`` since a device last spoke
+is ever compared with a threshold, and a device's own time is estimated as
+``last_seen + (P - seen_at)``. One record moves ``P`` by at most ``max_step`` (half the
+idle time), so no single record can make a device that is still sending look quiet.
+Heartbeats (idle partitions) move ``P`` directly.
 
 Thresholds, in elapsed partition time since the device's latest reading:
 
@@ -66,16 +70,32 @@ class ClockRules:
 
 
 def partition_time_after(
-    p: int | None, last_seen: int | None, seen_at: int | None, ts: int, rules: ClockRules
+    p: int | None,
+    last_seen: int | None,
+    seen_at: int | None,
+    ts: int,
+    rules: ClockRules,
+    arrived: int | None = None,
 ) -> int:
-    """Partition time after a reading at event time ``ts`` of a device whose previous
-    reading was at ``last_seen`` when the partition time was ``seen_at`` (``None``: new)."""
+    """Partition time after a reading at event time ``ts`` (that arrived at ``arrived``,
+    when known) of a device whose previous reading was at ``last_seen`` when the partition
+    time was ``seen_at`` (``None``: a new device)."""
     if p is None:
-        return ts
-    if last_seen is None or seen_at is None:
+        return arrived if arrived is not None else ts
+    if arrived is not None:
+        projected = arrived
+    elif last_seen is None or seen_at is None:
         return p
-    projected = seen_at + (ts - last_seen)
+    else:
+        projected = seen_at + (ts - last_seen)
     return max(p, min(projected, p + rules.max_step))
+
+
+def arrival_time(value: str | None) -> int | None:
+    """The arrival time in a ``iotml.received_at`` header value (``None`` if unusable)."""
+    if value is None or not value.isdigit() or len(value) > 15:
+        return None
+    return int(value)
 
 
 def elapsed(p: int, seen_at: int) -> int:
@@ -136,6 +156,10 @@ class Schedule:
         head_key = f"{self._prefix}b/{bucket}"
         self._kv.set(f"{self._prefix}l/{device}", [bucket, self._kv.get(head_key)])
         self._kv.set(head_key, device)
+
+    def scheduled(self, device: str) -> bool:
+        """Whether ``device`` is in a list (one read; callers ask only on rare paths)."""
+        return self._kv.get(f"{self._prefix}l/{device}") is not None
 
     def forget(self, device: str) -> None:
         """Drop a popped device's link (it will not be pushed again)."""

@@ -19,8 +19,9 @@ import numpy as np
 
 from iotml.core.records import Alert, Prediction
 from models.alerts import AlertParams
+from models.device import DeviceState, new_state
 from models.features import FeatureRow, FeatureSpec, WindowStats
-from models.pipeline import DeviceState, close_window, make_prediction, new_state, step_alerts
+from models.pipeline import close_window, make_prediction, step_alerts
 
 #: A batched model call: feature rows ``X[n, f]`` -> forecasts ``[n]``.
 Predict = Callable[[np.ndarray], np.ndarray]

@@ -15,8 +15,9 @@ import numpy as np
 
 from iotml.core.records import Alert, Prediction
 from models.closing import ClosedWindow, close_rows, close_windows
+from models.device import DeviceState, new_state
 from models.features import FeatureSpec, WindowStats
-from models.pipeline import DeviceState, add_reading, advance, new_state
+from models.pipeline import add_reading, advance
 
 if TYPE_CHECKING:
     from models.registry import Artifact

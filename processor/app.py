@@ -15,7 +15,7 @@ from typing import Any
 
 from iotml.core.errors import ConfigError
 from iotml.core.http import HealthServer
-from processor.core import ALERTS, DLQ, PREDICTIONS, Engine, Output
+from processor.core import ALERT_STATE, ALERTS, DLQ, PREDICTIONS, Engine, Output
 from processor.heartbeat import Heartbeats
 from processor.metrics import Metrics
 from processor.model import ModelHolder
@@ -60,6 +60,7 @@ def check_topics(settings: ProcessorSettings) -> None:
         settings.topic_readings,
         settings.topic_predictions,
         settings.topic_alerts,
+        settings.topic_alert_state,
         settings.topic_processor_dlq,
     ]
     missing = [t for t in wanted if t not in md.topics]
@@ -91,6 +92,7 @@ class Processor:
             idle_ms=settings.idle_timeout,
             event_range=settings.event_range(),
             model_stage=model_stage,
+            ttl_ms=settings.device_ttl,
         )
         self._stopping = threading.Event()
         self._app: Any = None
@@ -142,6 +144,7 @@ class Processor:
             for role, name in (
                 (PREDICTIONS, s.topic_predictions),
                 (ALERTS, s.topic_alerts),
+                (ALERT_STATE, s.topic_alert_state),
                 (DLQ, s.topic_processor_dlq),
             )
         }

@@ -24,6 +24,7 @@ The engine only orchestrates: records are validated and dead-lettered by
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -31,24 +32,53 @@ from typing import Any
 from iotml.core import headers as h
 from iotml.core.eventtime import EventTimeRange, now_ms
 from iotml.core.records import Alert
-from models import DeviceState, WindowStats, add_reading, close_windows, observe, silence
-from processor.clock import HEARTBEAT_ADVANCE, PartitionClock, sweep, sweep_due
+from models import (
+    DeviceState,
+    WindowStats,
+    add_reading,
+    close_windows,
+    forget,
+    observe,
+    silence,
+)
+from models.clock import (
+    ClockRules,
+    arrival_time,
+    device_time,
+    elapsed,
+    partition_time_after,
+)
+from processor.clock import HEARTBEAT_ADVANCE, PartitionClock, rules_for, sweep, sweep_due
 from processor.inference import Inference
 from processor.intake import Intake
 from processor.metrics import Metrics
 from processor.model import ActiveModel
-from processor.outputs import ALERTS, DLQ, PREDICTIONS, Output, alert_output, prediction_output
+from processor.outputs import (
+    ALERT_STATE,
+    ALERTS,
+    DLQ,
+    PREDICTIONS,
+    Output,
+    alert_outputs,
+    prediction_output,
+)
 from processor.state import PartitionStore, StateCache, StateLike
 
-__all__ = ["ALERTS", "DLQ", "PREDICTIONS", "Engine", "Output"]
+__all__ = ["ALERTS", "ALERT_STATE", "DLQ", "PREDICTIONS", "Engine", "Output"]
+
+log = logging.getLogger(__name__)
+
+#: The dead-letter reason of a record whose handling raised an unforeseen error.
+UNPROCESSABLE = "unprocessable"
 
 
 class Engine:
     """Turns consumed records into outputs, keeping device state in ``state``.
 
     ``grace_ms=None`` uses the model's grace period (:attr:`ActiveModel.grace_ms`);
-    ``idle_ms=None`` advances a device once it is one window plus the grace behind the
-    partition; ``model_stage=False`` closes windows without calling the model."""
+    ``idle_ms=None`` counts a device quiet after one window plus the grace period of
+    partition time without a reading; ``ttl_ms`` forgets devices silent that long (0:
+    never); ``model_stage=False`` closes windows without calling the model."""
 
     def __init__(
         self,
@@ -59,12 +89,14 @@ class Engine:
         event_range: EventTimeRange | None = None,
         model_stage: bool = True,
         now: Callable[[], int] = now_ms,
+        ttl_ms: int = 0,
     ) -> None:
         self._model = model
         self._metrics = metrics
         self._grace_override = grace_ms
         self._grace = grace_ms or 0
         self._idle = idle_ms
+        self._ttl = ttl_ms
         self._model_stage = model_stage
         self._intake = Intake(metrics, event_range, now)
         self._inference = Inference(metrics)
@@ -73,6 +105,7 @@ class Engine:
         # metric children looked up once: labels() costs microseconds per record
         self._in_heartbeat = metrics.records_in.labels("heartbeat")
         self._closed_by_reading = metrics.windows_closed.labels("reading")
+        self._rules: tuple[tuple[object, ...], ClockRules] | None = None
 
     def process(
         self,
@@ -90,6 +123,7 @@ class Engine:
             raise RuntimeError("no model loaded")
         self._grace = self._grace_override if self._grace_override is not None else model.grace_ms
         part = self._states.open(partition, offset, state, model)
+        rules = self._clock_rules(model)
         hdrs = h.decode(headers) if headers else {}
         out: list[Output] = []
         event_time: int | None = None
@@ -99,14 +133,34 @@ class Engine:
             if kind == HEARTBEAT_ADVANCE:
                 event_time = timestamp
         else:
-            event_time = self._reading(value, topic, partition, offset, part, model, out)
+            try:
+                arrived = arrival_time(hdrs.get(h.RECEIVED_AT))
+                event_time = self._reading(
+                    value, topic, partition, offset, part, model, rules, arrived, out
+                )
+            except Exception as exc:  # one record must never stop the processor
+                self._states.drop(partition)
+                part = self._states.open(partition, offset, state, model)
+                detail = f"{type(exc).__name__}: {exc}"
+                log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, detail)
+                out = [self._intake.dead(UNPROCESSABLE, detail, value, topic, partition, offset)]
+                event_time = None
         before = part.event_time
         if event_time is not None and (before is None or event_time > before):
             part.set_event_time(event_time)
-            if sweep_due(before, event_time, model.spec.window_ms, kind is not None):
-                self._sweep(part, model, event_time, out)
+            window = model.spec.window_ms
+            if before is not None and sweep_due(before, event_time, window, kind is not None):
+                self._sweep(part, model, rules, before, event_time, out)
         self.clocks[partition] = PartitionClock(part.event_time, time.monotonic(), offset)
+        self._metrics.devices_cached.set(self._states.cached())
         return out
+
+    def _clock_rules(self, model: ActiveModel) -> ClockRules:
+        key = (model.spec, self._grace, model.params.silence_ms)
+        if self._rules is None or self._rules[0] != key:
+            rules = rules_for(model.spec, self._grace, self._idle, key[2], self._ttl)
+            self._rules = (key, rules)
+        return self._rules[1]
 
     def _reading(
         self,
@@ -116,20 +170,25 @@ class Engine:
         offset: int,
         part: PartitionStore,
         model: ActiveModel,
+        rules: ClockRules,
+        arrived: int | None,
         out: list[Output],
     ) -> int | None:
-        """Handle one reading; returns its event time when it counts for the clock."""
+        """Handle one reading; returns the partition time after it (``None``: the record
+        does not count for the clock)."""
         reading = self._intake.reading(value, topic, partition, offset)
         if isinstance(reading, Output):
             out.append(reading)
             return None
         spec = model.spec
+        dev = reading.device_id
+        old = part.device(dev)
+        before = part.event_time
+        p = partition_time_after(before, old.last_seen, old.seen_at, reading.ts, rules, arrived)
         metric = reading.metrics.get(spec.metric)
         if metric is None:
             self._metrics.missing_metric.inc()
-            return reading.ts
-        dev = reading.device_id
-        old = part.device(dev)
+            return p
         st, closed, late = add_reading(old, reading.ts, metric, spec, self._grace)
         if late:
             out.append(
@@ -144,31 +203,58 @@ class Engine:
                     offset,
                 )
             )
-            return reading.ts
+            return p
         if closed:
             self._closed_by_reading.inc(len(closed))
             st = self._close([(dev, stats) for stats in closed], {dev: st}, model, out)[dev]
-        st, alerts = observe(st, reading.ts, model.version)
+        st, alerts = observe(st, reading.ts, model.version, seen_at=p)
         self._emit_alerts(alerts, out)
         part.save(dev, st, old)
-        return reading.ts
+        # new, or back after going quiet: make sure the clock will look at it again
+        if (old.seen_at is None or elapsed(p, old.seen_at) >= rules.idle_ms) and (
+            not part.schedule.scheduled(dev)
+        ):
+            part.schedule.push(dev, p + rules.idle_ms, p)
+        return p
 
     def _sweep(
-        self, part: PartitionStore, model: ActiveModel, now_et: int, out: list[Output]
+        self,
+        part: PartitionStore,
+        model: ActiveModel,
+        rules: ClockRules,
+        before: int,
+        now_et: int,
+        out: list[Output],
     ) -> None:
-        """Advance quiet devices to the partition's event time ``now_et``."""
-        devices = ((dev, part.device(dev)) for dev in sorted(part.device_ids()))
-        params = model.params
-        due = sweep(devices, now_et, model.spec, self._grace, self._idle, params.silence_ms)
+        """Handle the devices due as the partition time moves from ``before`` to
+        ``now_et``: close quiet devices' windows, open ``device_silent``, forget devices
+        past their time-to-live, and schedule the rest again."""
+        due = sweep(part, before, now_et, model.spec, self._grace, rules)
         if not due.advanced:
             return
         if due.closed:
             self._metrics.windows_closed.labels("clock").inc(len(due.closed))
         states = self._close(due.closed, due.advanced, model, out)
+        params = model.params
         for dev, st in states.items():
-            st, alerts = silence(st, now_et, params, model.version)
-            self._emit_alerts(alerts, out)
+            d = due.due[dev]
+            assert st.last_seen is not None and st.seen_at is not None
+            own = device_time(now_et, st.last_seen, st.seen_at)
+            if d.silent:
+                st, alerts = silence(st, own, params, model.version)
+                self._emit_alerts(alerts, out)
+            if d.forget:
+                self._emit_alerts(forget(st, own, model.version), out)
+                part.forget(dev)
+                self._metrics.devices_forgotten.inc()
+                continue
             part.save(dev, st, due.old[dev])
+            if d.next_due is not None:
+                part.schedule.push(dev, d.next_due, now_et)
+            else:
+                part.schedule.forget(dev)
+            if d.quiet:
+                part.evict(dev)
 
     def _close(
         self,
@@ -192,5 +278,5 @@ class Engine:
 
     def _emit_alerts(self, alerts: list[Alert], out: list[Output]) -> None:
         for a in alerts:
-            out.append(alert_output(a))
+            out.extend(alert_outputs(a))
             self._metrics.alerts.labels(a.type, a.event).inc()

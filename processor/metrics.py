@@ -55,6 +55,16 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=r,
         )
+        self.devices_cached = Gauge(
+            "iotml_processor_devices_cached",
+            "Device states held in memory (devices sending; quiet ones are evicted).",
+            registry=r,
+        )
+        self.devices_forgotten = Counter(
+            "iotml_processor_devices_forgotten_total",
+            "Devices forgotten after their time-to-live (state deleted).",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "iotml_processor_consumer_lag",
             "Records in the partition not yet processed by this instance.",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from iotml.core import headers as h
 from iotml.core.records import Alert, Prediction
 
-PREDICTIONS, ALERTS, DLQ = "predictions", "alerts", "dlq"
+PREDICTIONS, ALERTS, ALERT_STATE, DLQ = "predictions", "alerts", "alert-state", "dlq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,13 @@ def prediction_output(p: Prediction) -> Output:
     return Output(PREDICTIONS, p.device_id, p.to_json(), p.window_end, hdrs)
 
 
-def alert_output(a: Alert) -> Output:
-    """An alert event, keyed by device, stamped at its event time."""
+def alert_outputs(a: Alert) -> tuple[Output, Output]:
+    """An alert event, keyed by device, stamped at its event time; and the same event as
+    the latest state of its device and type (compacted topic, key ``<device>/<type>``:
+    device ids never contain ``/``)."""
     hdrs = [(h.MODEL_VERSION, a.model_version.encode())] if a.model_version else []
-    return Output(ALERTS, a.device_id, a.to_json(), a.ts, hdrs)
+    value = a.to_json()
+    return (
+        Output(ALERTS, a.device_id, value, a.ts, hdrs),
+        Output(ALERT_STATE, f"{a.device_id}/{a.type}", value, a.ts, hdrs),
+    )

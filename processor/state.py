@@ -3,19 +3,24 @@
 The readings topic is consumed with a constant key, so the quixstreams ``State`` a record
 sees is its partition's whole store. Keys:
 
-* ``meta``: the partition's event time (largest reading or heartbeat time);
-* ``<ns>/index``: the device ids seen in the partition;
+* ``meta``: the partition time (:mod:`models.clock`);
 * ``<ns>/h/<device>``: hot per-reading part of the device state (watermark, last_seen,
-  open windows), written per reading;
+  open windows, seen_at), written per reading;
 * ``<ns>/c/<device>``: the rest (closed-window history, pending forecasts, alert
-  episodes), written only when a window closes or an alert changes.
+  episodes), written only when a window closes or an alert changes;
+* ``<ns>/b/<bucket>`` and ``<ns>/l/<device>``: the schedule of devices due for the clock
+  (:class:`models.clock.Schedule`).
+
+No key holds a list of devices: every record's size is independent of the fleet, and a
+forgotten device's keys are deleted (tombstones in the changelog).
 
 ``<ns>`` is a digest of the model's metric, window, K and features: a model with another
 window starts from fresh device state rather than misreading the old one.
 
-The decoded device states of a partition stay in memory; the cache is dropped whenever a
-record does not directly follow the last one this process handled in that partition
-(rebalance, restart, rewind), so another replica's writes are never missed.
+The decoded states of the devices that are sending stay in memory (quiet devices are
+evicted, so memory follows the active fleet); the cache is dropped whenever a record does
+not directly follow the last one this process handled in that partition (rebalance,
+restart, rewind), so another replica's writes are never missed.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import hashlib
 from typing import Any, Protocol
 
 from models import DeviceState, new_state
+from models.clock import Schedule
 from processor.model import ActiveModel
 
 META = "meta"
-_HOT_FIELDS = ("buffer", "watermark", "last_seen", "device_id")
+_HOT_FIELDS = ("buffer", "watermark", "last_seen", "seen_at", "device_id")
 
 
 class StateLike(Protocol):
@@ -36,6 +42,26 @@ class StateLike(Protocol):
     def get(self, key: Any, default: Any = None) -> Any: ...
 
     def set(self, key: Any, value: Any) -> None: ...
+
+    def delete(self, key: Any) -> None: ...
+
+
+class _Rebound:
+    """The state of the record being handled, for the schedule (rebound per record)."""
+
+    __slots__ = ("part",)
+
+    def __init__(self, part: PartitionStore) -> None:
+        self.part = part
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.part.state.get(key, default)
+
+    def set(self, key: Any, value: Any) -> None:
+        self.part.state.set(key, value)
+
+    def delete(self, key: Any) -> None:
+        self.part.state.delete(key)
 
 
 def namespace(model: ActiveModel) -> str:
@@ -49,25 +75,34 @@ class PartitionStore:
     ``state`` is the quixstreams state of the record being handled (rebound per record
     by :meth:`StateCache.open`)."""
 
-    __slots__ = ("_devices", "_index", "event_time", "last_offset", "ns", "state")
+    __slots__ = ("_devices", "event_time", "last_offset", "ns", "schedule", "state")
 
-    def __init__(self, ns: str, state: StateLike) -> None:
+    def __init__(self, ns: str, state: StateLike, bucket_ms: int) -> None:
         self.ns = ns
         self.state = state
         self.last_offset = -2
         self.event_time: int | None = state.get(META)
-        self._index: set[str] | None = None
         self._devices: dict[str, DeviceState] = {}
+        self.schedule = Schedule(_Rebound(self), f"{ns}/", bucket_ms)
 
     def set_event_time(self, event_time: int) -> None:
         self.event_time = event_time
         self.state.set(META, event_time)
 
-    def device_ids(self) -> set[str]:
-        """The devices seen in the partition."""
-        if self._index is None:
-            self._index = set(self.state.get(f"{self.ns}/index") or [])
-        return self._index
+    def cached(self) -> int:
+        """How many device states are held in memory."""
+        return len(self._devices)
+
+    def evict(self, dev: str) -> None:
+        """Drop ``dev`` from memory (it is quiet; its state stays in the store)."""
+        self._devices.pop(dev, None)
+
+    def forget(self, dev: str) -> None:
+        """Delete every trace of ``dev`` (its keys become changelog tombstones)."""
+        self._devices.pop(dev, None)
+        self.state.delete(f"{self.ns}/h/{dev}")
+        self.state.delete(f"{self.ns}/c/{dev}")
+        self.schedule.forget(dev)
 
     def device(self, dev: str) -> DeviceState:
         """The state of ``dev`` (a fresh one for a device never seen)."""
@@ -86,6 +121,7 @@ class PartitionStore:
                     "watermark": hot[0],
                     "last_seen": hot[1],
                     "buffer": hot[2],
+                    "seen_at": hot[3] if len(hot) > 3 else None,
                 }
             )
         self._devices[dev] = st
@@ -94,19 +130,17 @@ class PartitionStore:
     def save(self, dev: str, st: DeviceState, old: DeviceState) -> None:
         """Store the new state ``st`` of ``dev``, writing only the parts that changed
         since ``old`` (the state :meth:`device` returned)."""
-        index = self.device_ids()
-        if dev not in index:
-            index.add(dev)
-            self.state.set(f"{self.ns}/index", sorted(index))
         self._devices[dev] = st
         if (
             st.buffer is not old.buffer
             or st.watermark != old.watermark
             or st.last_seen != old.last_seen
+            or st.seen_at != old.seen_at
             or old.last_seen is None
         ):
             buffer = [[s, [[t, v] for t, v in pts]] for s, pts in sorted(st.buffer.items())]
-            self.state.set(f"{self.ns}/h/{dev}", [st.watermark, st.last_seen, buffer])
+            hot = [st.watermark, st.last_seen, buffer, st.seen_at]
+            self.state.set(f"{self.ns}/h/{dev}", hot)
         if (
             st.history is not old.history
             or st.pending is not old.pending
@@ -125,6 +159,14 @@ class StateCache:
         self._parts: dict[int, PartitionStore] = {}
         self._ns: tuple[ActiveModel | None, str] = (None, "")
 
+    def drop(self, partition: int) -> None:
+        """Forget the cached states of ``partition`` (they are re-read from the store)."""
+        self._parts.pop(partition, None)
+
+    def cached(self) -> int:
+        """Device states held in memory over every partition."""
+        return sum(p.cached() for p in self._parts.values())
+
     def open(
         self, partition: int, offset: int, state: StateLike, model: ActiveModel
     ) -> PartitionStore:
@@ -135,7 +177,7 @@ class StateCache:
         ns = self._ns[1]
         part = self._parts.get(partition)
         if part is None or offset != part.last_offset + 1 or part.ns != ns:
-            part = PartitionStore(ns, state)
+            part = PartitionStore(ns, state, model.spec.window_ms)
             self._parts[partition] = part
         part.state = state
         part.last_offset = offset

@@ -89,7 +89,14 @@ def topic_names() -> dict[str, str]:
     token = uuid.uuid4().hex[:8]
     return {
         f"IOTML_TOPIC_{role.upper()}": f"{role.replace('_', '-')}-sasl-{token}"
-        for role in ("readings", "readings_dlq", "predictions", "alerts", "processor_dlq")
+        for role in (
+            "readings",
+            "readings_dlq",
+            "predictions",
+            "alerts",
+            "processor_dlq",
+            "alert_state",
+        )
     }
 
 

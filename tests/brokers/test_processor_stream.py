@@ -141,6 +141,7 @@ def pipeline_topics(topics: Callable[..., str]) -> dict[str, str]:
         "topic_predictions": topics("predictions", 4),
         "topic_alerts": topics("alerts", 4),
         "topic_processor_dlq": topics("processor-dlq", 1),
+        "topic_alert_state": topics("alert-state", 4),
     }
 
 

@@ -37,6 +37,7 @@ def test_topics_ensure_creates_spec_and_is_idempotent(kafka_conf, unique):
         topic_predictions=unique("predictions"),
         topic_alerts=unique("alerts"),
         topic_processor_dlq=unique("processor-dlq"),
+        topic_alert_state=unique("alert-state"),
     )
     specs = topic_specs(settings)
     first = ensure_topics(kafka_conf, specs)

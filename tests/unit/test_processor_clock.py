@@ -1,19 +1,27 @@
-"""The partition clock: which devices a sweep advances, and when it sweeps."""
+"""The partition clock in the processor: which devices a sweep looks at, and what is due."""
 
 from __future__ import annotations
 
 from models import DeviceState, FeatureSpec, add_reading, new_state, observe
-from processor.clock import sweep, sweep_due
+from processor.clock import rules_for, sweep, sweep_due
+from processor.state import PartitionStore
+from tests.unit.test_processor_state import DictState
 
 T0 = 1_700_000_000_000  # a multiple of 10 s
 SPEC = FeatureSpec(metric="temp", window_ms=10_000, k=1, horizon_ms=20_000, min_count=1)
 
 
-def device(dev: str, last_ts: int) -> tuple[str, DeviceState]:
-    """A device whose one reading (its last) was at ``last_ts``."""
-    st, _, _ = add_reading(new_state(dev), last_ts, 20.0, SPEC)
-    st, _ = observe(st, last_ts)
-    return dev, st
+def store_with(*devices: tuple[str, int], idle_ms: int) -> PartitionStore:
+    """A partition whose devices each sent one reading at the given time (and were
+    scheduled then, as the engine does)."""
+    part = PartitionStore("ns", DictState(), SPEC.window_ms)
+    for dev, ts in devices:
+        st: DeviceState
+        st, _, _ = add_reading(new_state(dev), ts, 20.0, SPEC)
+        st, _ = observe(st, ts, seen_at=ts)
+        part.save(dev, st, new_state(dev))
+        part.schedule.push(dev, ts + idle_ms, ts)
+    return part
 
 
 def test_the_clock_sweeps_on_crossing_a_window_boundary_and_on_every_heartbeat():
@@ -24,14 +32,17 @@ def test_the_clock_sweeps_on_crossing_a_window_boundary_and_on_every_heartbeat()
 
 
 def test_a_sweep_closes_the_windows_of_devices_idle_for_a_window_plus_grace():
-    devices = [device("busy", T0 + 19_000), device("quiet", T0 + 5_000)]
-    due = sweep(devices, T0 + 20_000, SPEC, grace_ms=2_000, idle_ms=None, silence_ms=0)
+    rules = rules_for(SPEC, grace_ms=2_000, idle_ms=None, silence_ms=0, ttl_ms=0)
+    part = store_with(("quiet", T0 + 5_000), ("busy", T0 + 19_000), idle_ms=rules.idle_ms)
+    due = sweep(part, T0 + 19_000, T0 + 30_000, SPEC, 2_000, rules)
     assert list(due.advanced) == ["quiet"]
     assert [(dev, w.start) for dev, w in due.closed] == [("quiet", T0)]
     assert due.advanced["quiet"].buffer == {} and due.old["quiet"].buffer
 
 
 def test_a_device_due_for_the_silence_check_is_swept_without_closing_windows():
-    devices = [device("d", T0 + 5_000)]
-    due = sweep(devices, T0 + 12_000, SPEC, grace_ms=0, idle_ms=60_000, silence_ms=5_000)
+    rules = rules_for(SPEC, grace_ms=0, idle_ms=60_000, silence_ms=5_000, ttl_ms=0)
+    part = store_with(("d", T0 + 5_000), idle_ms=5_000)
+    due = sweep(part, T0 + 5_000, T0 + 20_000, SPEC, 0, rules)
     assert list(due.advanced) == ["d"] and due.closed == []
+    assert due.due["d"].silent and not due.due["d"].quiet

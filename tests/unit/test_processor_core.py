@@ -41,6 +41,9 @@ class DictState:
     def set(self, key: Any, value: Any) -> None:
         self.data[key] = json.dumps(value)
 
+    def delete(self, key: Any) -> None:
+        self.data.pop(key, None)
+
 
 def model(version: str = "v0001", params: AlertParams | None = None) -> ActiveModel:
     params = params or AlertParams(overheat_threshold=100.0, silence_ms=30_000)
@@ -155,8 +158,8 @@ def test_quiet_device_closes_by_the_partition_clock_and_goes_silent_then_clears(
 
 def test_a_heartbeat_closes_the_windows_of_an_idle_partition_in_one_model_call():
     hz = Harness()
-    for dev in ("a", "b", "c"):
-        for i in range(15):
+    for i in range(15):
+        for dev in ("a", "b", "c"):
             hz.reading(dev, T0 + i * 1000)
     forecaster = hz.model.forecaster
     assert isinstance(forecaster, PlusOne)
@@ -168,8 +171,8 @@ def test_a_heartbeat_closes_the_windows_of_an_idle_partition_in_one_model_call()
 
 def test_every_model_call_is_timed_and_its_rows_counted():
     hz = Harness()
-    for dev in ("a", "b", "c"):
-        for i in range(15):
+    for i in range(15):
+        for dev in ("a", "b", "c"):
             hz.reading(dev, T0 + i * 1000)
     hz.heartbeat(T0 + 40_000)
     forecaster = hz.model.forecaster

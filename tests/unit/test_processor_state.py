@@ -30,6 +30,9 @@ class DictState:
     def set(self, key: Any, value: Any) -> None:
         self.data[key] = json.dumps(value)
 
+    def delete(self, key: Any) -> None:
+        self.data.pop(key, None)
+
 
 def model(spec: FeatureSpec = SPEC) -> ActiveModel:
     return ActiveModel("m", "v1", spec, AlertParams(), Zero())
@@ -45,7 +48,6 @@ def test_a_saved_device_state_reads_back_from_the_store_alone():
 
     fresh = StateCache().open(0, 1, store, m)
     assert fresh.event_time == T0 + 1_000
-    assert fresh.device_ids() == {"d1"}
     assert fresh.device("d1").to_dict() == st.to_dict()
 
 
@@ -68,5 +70,30 @@ def test_a_model_with_another_window_starts_from_fresh_device_state():
     part.save("d1", st, part.device("d1"))
     wider = FeatureSpec(metric="temp", window_ms=20_000, k=1, horizon_ms=20_000, min_count=1)
     again = StateCache().open(0, 1, store, model(wider))
-    assert again.device_ids() == set()
     assert again.device("d1").to_dict() == new_state("d1").to_dict()
+
+
+def test_no_stored_record_grows_with_the_number_of_devices():
+    store, m = DictState(), model()
+    part = StateCache().open(0, 0, store, m)
+    for i in range(2_000):
+        dev = f"device-{i:05d}-" + "x" * 230  # long ids, as fleets have
+        old = part.device(dev)
+        st, _, _ = add_reading(old, T0 + i, 20.0, SPEC)
+        part.save(dev, st, old)
+        part.schedule.push(dev, T0 + 10_000, T0)
+    assert max(len(v) for v in store.data.values()) < 1_000
+
+
+def test_a_forgotten_device_leaves_no_key_behind_and_quiet_ones_leave_memory():
+    store, m = DictState(), model()
+    part = StateCache().open(0, 0, store, m)
+    old = part.device("d1")
+    st, _, _ = add_reading(old, T0, 20.0, SPEC)
+    part.save("d1", st, old)
+    part.schedule.push("d1", T0 + 10_000, T0)
+    part.evict("d1")
+    assert part.cached() == 0 and part.device("d1").to_dict() == st.to_dict()
+    assert list(part.schedule.pop(T0, T0 + 20_000)) == ["d1"]
+    part.forget("d1")
+    assert set(store.data) == set()

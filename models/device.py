@@ -1,0 +1,76 @@
+"""What the pipeline remembers about one device: a plain, JSON-serialisable record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from models.alerts import EpisodeState, empty_episodes
+from models.features import WindowStats
+
+STATE_FORMAT = 1
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """Everything the pipeline remembers about one device."""
+
+    device_id: str
+    history: list[WindowStats] = field(default_factory=list)  # last k + 1 closed windows
+    pending: dict[int, float] = field(default_factory=dict)  # target window end -> forecast
+    episodes: dict[str, EpisodeState] = field(default_factory=empty_episodes)
+    last_seen: int | None = None  # largest event time of a reading (device_silent)
+    watermark: int | None = None  # windower: largest event time accepted
+    buffer: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # open windows
+    seen_at: int | None = None  # partition time when its latest reading arrived (clock)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "device_id": self.device_id,
+            "history": [w.to_dict() for w in self.history],
+            "pending": [[t, f] for t, f in sorted(self.pending.items())],
+            "episodes": {k: e.to_dict() for k, e in self.episodes.items()},
+            "last_seen": self.last_seen,
+            "watermark": self.watermark,
+            "buffer": [[s, [[t, v] for t, v in pts]] for s, pts in sorted(self.buffer.items())],
+            "seen_at": self.seen_at,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> DeviceState:
+        episodes = empty_episodes()
+        for kind, e in (obj.get("episodes") or {}).items():
+            episodes[kind] = EpisodeState.from_dict(e)
+        return cls(
+            device_id=str(obj["device_id"]),
+            history=[WindowStats.from_dict(w) for w in obj.get("history", [])],
+            pending={int(t): float(f) for t, f in obj.get("pending", [])},
+            episodes=episodes,
+            last_seen=obj.get("last_seen"),
+            watermark=obj.get("watermark"),
+            buffer={
+                int(s): [(int(t), float(v)) for t, v in pts] for s, pts in obj.get("buffer", [])
+            },
+            seen_at=obj.get("seen_at"),
+        )
+
+    def copy(self) -> DeviceState:
+        return DeviceState.from_dict(self.to_dict())
+
+
+def new_state(device_id: str) -> DeviceState:
+    return DeviceState(device_id=device_id)
+
+
+_FIELDS = tuple(f.name for f in fields(DeviceState))
+
+
+def evolve(state: DeviceState, **changes: Any) -> DeviceState:
+    """``dataclasses.replace`` without its per-call checks: this runs for every reading,
+    where ``replace`` took a sixth of the processor's time per record."""
+    new = DeviceState.__new__(DeviceState)
+    for name in _FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(state, name))
+    return new
