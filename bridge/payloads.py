@@ -11,7 +11,12 @@ Accepted payloads:
   are merged in. Any other non-numeric field is an error, never silently dropped.
 * a bare number (``21.5``) when the topic names the metric.
 
-Anything else raises :class:`~iotml.core.errors.RecordError` with one of the :data:`REASONS`.
+Anything else raises :class:`~iotml.core.errors.RecordError` with one of the :data:`REASONS`,
+and nothing else is raised, whatever the bytes. JSON is read strictly
+(:func:`~iotml.core.records.decode_json`): a key named twice in an object is
+``duplicate_key`` rather than last-one-wins, and so is a metric given twice (top level,
+``value`` and ``metrics``). A ``device_id`` in the payload must keep the device-id contract
+(:func:`~iotml.core.records.check_device_id`) even when the topic names the device.
 """
 
 from __future__ import annotations
@@ -25,19 +30,33 @@ from typing import Any
 from bridge.routes import Target
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
-from iotml.core.records import MAX_ID_LENGTH, SCHEMA_VERSION, Reading
+from iotml.core.records import (
+    MAX_ID_LENGTH,
+    SCHEMA_VERSION,
+    Reading,
+    check_device_id,
+    check_metric_name,
+    decode_json,
+)
 
 #: Every reason code the bridge dead-letters with.
 REASONS = (
     "no_route",  # no route matches the MQTT topic
     "invalid_topic",  # the MQTT topic is not UTF-8
+    "bad_kafka_topic",  # the route's Kafka topic template makes an invalid topic name
     "oversize",  # payload longer than IOTML_MAX_PAYLOAD_BYTES
     "empty_payload",
-    "invalid_json",  # not JSON, or not UTF-8
+    "invalid_utf8",  # not UTF-8 (overlong forms, encoded surrogates...) or a lone \ud800 escape
+    "invalid_json",  # not JSON (syntax, BOM, trailing data)
+    "too_deep",  # arrays/objects nested more than 32 deep
+    "duplicate_key",  # a key twice in an object, or a metric given twice
     "wrong_type",  # e.g. a string where a number belongs, an array payload
+    "number_out_of_range",  # a number beyond the range of a double, e.g. a 400-digit integer
     "not_finite",  # NaN or +/-Infinity
     "no_metric",  # no numeric metric (or a bare number on a topic without {metric})
+    "bad_metric_name",  # empty, longer than 256 characters, or with a control character
     "no_device",  # neither the topic nor the payload names the device
+    "bad_device_id",  # breaks the device-id contract (from the payload, topic or key template)
     "bad_timestamp",  # a timestamp that cannot be read
     "ts_too_old",  # event time older than IOTML_EVENT_MAX_AGE
     "ts_in_future",  # event time further ahead than IOTML_EVENT_MAX_FUTURE
@@ -46,13 +65,8 @@ REASONS = (
 
 TS_FIELDS = frozenset(("ts", "timestamp", "time"))
 
-
-def _reject_constant(name: str) -> float:
-    raise RecordError("not_finite", f"{name} is not a finite number")
-
-
-_DECODE = json.JSONDecoder(parse_constant=_reject_constant).decode
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_MAX_TS_TEXT = 64  # no epoch number or ISO 8601 time is longer
 
 
 def _is_number(value: object) -> bool:
@@ -64,17 +78,24 @@ def parse_timestamp(value: object) -> int:
     """Epoch milliseconds from epoch s/ms/us/ns (by magnitude) or an ISO 8601 string."""
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > _MAX_TS_TEXT:
+            raise RecordError("bad_timestamp", f"timestamp of {len(text)} characters")
         try:
             value = float(text)
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(text)
             except ValueError:
-                raise RecordError("bad_timestamp", f"cannot read timestamp {text[:64]!r}") from None
+                raise RecordError("bad_timestamp", f"cannot read timestamp {text!a}") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return int(parsed.timestamp() * 1000)
-    if not _is_number(value):
+    if type(value) is int:
+        try:
+            float(value)
+        except OverflowError:
+            raise RecordError("number_out_of_range", "timestamp beyond a double") from None
+    elif type(value) is not float:
         raise RecordError(
             "bad_timestamp",
             f"timestamp must be a number or ISO 8601 string, got {type(value).__name__}",
@@ -91,21 +112,23 @@ def parse_timestamp(value: object) -> int:
     return int(value // 1_000_000)
 
 
-def _name(kind: str, value: str) -> str:
-    if not value or len(value) > MAX_ID_LENGTH:
-        raise RecordError("wrong_type", f"{kind} must be 1..{MAX_ID_LENGTH} characters")
-    return value
-
-
 def _metric(metrics: dict[str, float], name: str, value: object) -> None:
-    if not _is_number(value):
+    t = type(value)
+    if t is not float and t is not int:
         raise RecordError(
-            "wrong_type", f"{name[:64]!r} must be a number, got {type(value).__name__}"
+            "wrong_type", f"{name[:64]!a} must be a number, got {type(value).__name__}"
         )
-    f = float(value)  # type: ignore[arg-type]
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise RecordError("number_out_of_range", f"{name[:64]!a} is beyond a double") from None
     if not math.isfinite(f):
-        raise RecordError("not_finite", f"{name[:64]!r} is {f}")
-    metrics[_name("metric name", name)] = f
+        raise RecordError("not_finite", f"{name[:64]!a} is {f}")
+    if name in metrics:
+        raise RecordError("duplicate_key", f"metric {name[:64]!a} given twice")
+    if not (0 < len(name) <= MAX_ID_LENGTH and name.isprintable()):  # else the fast case
+        check_metric_name(name)
+    metrics[name] = f
 
 
 def parse_payload(
@@ -120,14 +143,7 @@ def parse_payload(
         raise RecordError("oversize", f"{len(payload)} bytes > {max_bytes}")
     if not payload:
         raise RecordError("empty_payload", "empty payload")
-    try:
-        obj: Any = _DECODE(payload.decode())
-    except (UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, RecordError):
-            raise
-        raise RecordError("invalid_json", str(exc)[:200]) from None
-    except RecursionError:
-        raise RecordError("invalid_json", "nested too deeply") from None
+    obj: Any = decode_json(payload, max_bytes)
     metrics: dict[str, float] = {}
     ts = received_ms
     device = target.device
@@ -139,10 +155,9 @@ def parse_payload(
             elif key == "value" and target.metric is not None:
                 _metric(metrics, target.metric, value)
             elif key == "device_id":
-                if not isinstance(value, str):
-                    raise RecordError("wrong_type", "device_id must be a string")
+                named = check_device_id(value, "payload device_id")
                 if device is None:
-                    device = value
+                    device = named
             elif key == "metrics" and type(value) is dict:
                 for name, v in value.items():
                     _metric(metrics, name, v)
@@ -167,7 +182,7 @@ def parse_payload(
     reason = event_range.check(ts, received_ms)
     if reason is not None:
         raise RecordError(reason, f"event time {ts} ms, received at {received_ms} ms")
-    return Reading(device_id=_name("device_id", device), ts=ts, metrics=metrics, tags=tags)
+    return Reading(device_id=device, ts=ts, metrics=metrics, tags=tags)
 
 
 def encode_reading(reading: Reading) -> bytes:

@@ -13,6 +13,12 @@ A route is written ``pattern[=kafka_topic[:key_template]]``:
 
 Captured segments other than ``device`` and ``metric`` become the reading's ``tags``.
 Routes are tried in order; the first match wins.
+
+A topic that matches but cannot make a valid record raises
+:class:`~iotml.core.errors.RecordError`: a ``{device}`` segment or a key built by a key
+template that breaks the device-id contract (``bad_device_id``,
+:func:`~iotml.core.records.check_device_id`), or a Kafka topic template that yields an
+invalid topic name (``bad_kafka_topic``).
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bridge.errors import RouteError
+from iotml.core.errors import RecordError
+from iotml.core.records import check_device_id
 
 DEFAULT_ROUTE = "sensors/{site}/{device}/{metric}"
 
 _NAME = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _KAFKA_TOPIC_CHARS = re.compile(r"^[A-Za-z0-9._\-{}]+$")
+_KAFKA_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
+_KEY_LITERAL_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f+#/]")
 _RESERVED = ("device", "metric")
 
 
@@ -88,6 +98,10 @@ def _template_names(template: str) -> set[str]:
         raise RouteError(f"bad template {template!r}: {exc}") from None
 
 
+def _template_literal(template: str) -> str:
+    return "".join(literal for literal, _, _, _ in string.Formatter().parse(template))
+
+
 def parse_route(text: str, default_topic: str) -> Route:
     """Parse ``pattern[=kafka_topic[:key_template]]``; raises :class:`RouteError`."""
     text = text.strip()
@@ -130,6 +144,11 @@ def parse_route(text: str, default_topic: str) -> Route:
         raise RouteError(
             f"route {text!r} uses {sorted(unknown)} which the pattern does not capture"
         )
+    if key and _KEY_LITERAL_FORBIDDEN.search(_template_literal(key)):
+        raise RouteError(
+            f"route {text!r}: key template {key!r} must not contain '+', '#', '/' or control "
+            "characters (the key is a device id)"
+        )
     return Route(
         pattern=pattern,
         kafka_topic=kafka_topic,
@@ -147,7 +166,7 @@ class RouteTable:
         self.routes = tuple(routes)
         if not self.routes:
             raise RouteError("no routes configured")
-        self._cache: dict[bytes, Target | None] = {}
+        self._cache: dict[bytes, Target | RecordError | None] = {}
         self._cache_size = cache_size
 
     @classmethod
@@ -159,18 +178,34 @@ class RouteTable:
         return list(dict.fromkeys(r.mqtt_filter for r in self.routes))
 
     def resolve(self, topic: str) -> Target | None:
-        """The target of ``topic``, or ``None`` when no route matches (dead letter)."""
+        """The target of ``topic``, or ``None`` when no route matches (dead letter).
+
+        Raises :class:`RecordError` when the matching route cannot make a valid record of it
+        (``bad_device_id``, ``bad_kafka_topic``).
+        """
         for route in self.routes:
             captured = route.match(topic)
             if captured is None:
                 continue
             device = captured.get("device")
+            if device is not None:
+                check_device_id(device, "topic segment {device}")
             if route.key_template is not None:
-                key: bytes | None = route.key_template.format(**captured).encode()
+                key_text = route.key_template.format(**captured)
+                check_device_id(key_text, f"key from template {route.key_template!a}")
+                key: bytes | None = key_text.encode()
             else:
                 key = device.encode() if device is not None else None
+            kafka_topic = route.kafka_topic.format(**captured)
+            if "{" in route.kafka_topic and (
+                not _KAFKA_TOPIC_NAME.match(kafka_topic) or kafka_topic in (".", "..")
+            ):
+                raise RecordError(
+                    "bad_kafka_topic",
+                    f"Kafka topic {kafka_topic[:300]!a} from template {route.kafka_topic!a}",
+                )
             return Target(
-                kafka_topic=route.kafka_topic.format(**captured),
+                kafka_topic=kafka_topic,
                 key=key,
                 device=device,
                 metric=captured.get("metric"),
@@ -179,13 +214,21 @@ class RouteTable:
         return None
 
     def lookup(self, raw_topic: bytes) -> Target | None:
-        """:meth:`resolve` for a raw (UTF-8) topic, cached. Raises ``UnicodeDecodeError``."""
+        """:meth:`resolve` for a raw (UTF-8) topic, cached (its errors too).
+
+        Raises ``UnicodeDecodeError`` for a topic that is not UTF-8 and :class:`RecordError`
+        as :meth:`resolve` does.
+        """
         try:
-            return self._cache[raw_topic]
+            hit = self._cache[raw_topic]
         except KeyError:
-            pass
-        target = self.resolve(raw_topic.decode())
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()
-        self._cache[raw_topic] = target
-        return target
+            try:
+                hit = self.resolve(raw_topic.decode())
+            except RecordError as exc:
+                hit = exc.with_traceback(None)  # keep no frames alive in the cache
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[raw_topic] = hit
+        if isinstance(hit, RecordError):
+            raise RecordError(hit.reason, hit.detail)  # a fresh one: no growing traceback
+        return hit

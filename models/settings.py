@@ -15,7 +15,7 @@ from iotml.core.settings import (
     ModelLocation,
     StrList,
 )
-from iotml.core.topics import TopicNames
+from iotml.core.topics import OutputTopics, ReadingsTopic
 
 
 class TrainSettings(KafkaSettings, ModelLocation):
@@ -97,7 +97,7 @@ class TrainSettings(KafkaSettings, ModelLocation):
     )
 
 
-class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, TopicNames):
+class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, OutputTopics):
     """``iotml batch``: the batch view (features, forecasts, alerts) of recorded readings."""
 
     input: str = Field(
@@ -123,7 +123,7 @@ class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, TopicNames):
     )
 
 
-class ArchiveSettings(KafkaSettings, TopicNames):
+class ArchiveSettings(KafkaSettings, ReadingsTopic):
     """``iotml archive``: keep raw readings as date-partitioned Parquet files."""
 
     archive_dir: Path = Field(Path("archive"), description="Root directory of the archive.")

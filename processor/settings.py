@@ -10,16 +10,19 @@ from pydantic import Field, model_validator
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.settings import (
     DurationMs,
+    EventTimeSettings,
     GraceSetting,
     HttpSettings,
     KafkaSettings,
     ModelLocation,
     data_home,
 )
-from iotml.core.topics import TopicNames
+from iotml.core.topics import ProcessorTopics
 
 
-class ProcessorSettings(KafkaSettings, HttpSettings, ModelLocation, GraceSetting, TopicNames):
+class ProcessorSettings(
+    KafkaSettings, EventTimeSettings, HttpSettings, ModelLocation, GraceSetting, ProcessorTopics
+):
     """``iotml processor``: readings -> per-device windows -> forecasts and alerts."""
 
     consumer_group: str = Field(

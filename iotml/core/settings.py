@@ -92,16 +92,6 @@ class KafkaSettings(ServiceSettings):
     kafka_ssl_key_password: SecretStr | None = Field(
         None, description="Password of the client key (secret)."
     )
-    event_max_age: DurationMs = Field(
-        D("7d"),
-        description="Oldest accepted event time, relative to now. Older readings are "
-        "dead-lettered (ts_too_old): Kafka's time-based retention would delete them at once.",
-    )
-    event_max_future: DurationMs = Field(
-        D("10m"),
-        description="How far in the future an event time may be (clock skew). Kafka 4 "
-        "rejects records stamped more than 1h ahead, so this must stay below 1h.",
-    )
 
     _check_kafka_files = field_validator("kafka_ssl_ca", "kafka_ssl_cert", "kafka_ssl_key")(
         _readable_file
@@ -127,12 +117,7 @@ class KafkaSettings(ServiceSettings):
                 f"IOTML_KAFKA_SSL_* files are set but IOTML_KAFKA_SECURITY_PROTOCOL is "
                 f"{self.kafka_security_protocol}, which does not use TLS: set it to SSL or SASL_SSL"
             )
-        if self.event_max_future >= 3_600_000:
-            raise ValueError("IOTML_EVENT_MAX_FUTURE must be below 1h (Kafka rejects such records)")
         return self
-
-    def event_range(self) -> EventTimeRange:
-        return EventTimeRange(max_age_ms=self.event_max_age, max_future_ms=self.event_max_future)
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka settings for any client (producer, consumer, admin, quixstreams)."""
@@ -155,6 +140,30 @@ class KafkaSettings(ServiceSettings):
         if self.kafka_ssl_key_password:
             conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         return conf
+
+
+class EventTimeSettings(ServiceSettings):
+    """Which event times a service accepts (the bridge and the processor check them)."""
+
+    event_max_age: DurationMs = Field(
+        D("7d"),
+        description="Oldest accepted event time, relative to now. Older readings are "
+        "dead-lettered (ts_too_old): Kafka's time-based retention would delete them at once.",
+    )
+    event_max_future: DurationMs = Field(
+        D("10m"),
+        description="How far in the future an event time may be (clock skew). Kafka 4 "
+        "rejects records stamped more than 1h ahead, so this must stay below 1h.",
+    )
+
+    @model_validator(mode="after")
+    def _check_event_time(self) -> EventTimeSettings:
+        if self.event_max_future >= 3_600_000:
+            raise ValueError("IOTML_EVENT_MAX_FUTURE must be below 1h (Kafka rejects such records)")
+        return self
+
+    def event_range(self) -> EventTimeRange:
+        return EventTimeRange(max_age_ms=self.event_max_age, max_future_ms=self.event_max_future)
 
 
 class MqttSettings(ServiceSettings):

@@ -22,19 +22,38 @@ from iotml.core.settings import DurationMs, KafkaSettings, ServiceSettings
 log = logging.getLogger(__name__)
 
 
-class TopicNames(ServiceSettings):
-    """Topic names, shared by every service so that one variable renames a topic everywhere."""
+class ReadingsTopic(ServiceSettings):
+    """The canonical readings topic (bridge output, processor and archive input)."""
 
     topic_readings: str = Field("readings", description="Canonical readings (bridge output).")
+
+
+class BridgeTopics(ReadingsTopic):
+    """The topics the bridge writes."""
+
     topic_readings_dlq: str = Field("readings-dlq", description="Bridge dead-letter topic.")
+
+
+class OutputTopics(ServiceSettings):
+    """Where forecasts and alert events go (the processor; ``iotml batch --publish``)."""
+
     topic_predictions: str = Field("predictions", description="Forecasts, one per closed window.")
     topic_alerts: str = Field("alerts", description="Alert open/cleared events.")
+
+
+class ProcessorTopics(ReadingsTopic, OutputTopics):
+    """The topics the processor reads and writes."""
+
     topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
     topic_alert_state: str = Field(
         "alert-state",
         description="Compacted: the latest alert event per device and type (key "
         "<device>/<type>), so any service can rebuild the open alerts at start.",
     )
+
+
+class TopicNames(BridgeTopics, ProcessorTopics):
+    """Every topic name, so that one variable renames a topic everywhere."""
 
 
 class TopicLayout(TopicNames):

@@ -8,6 +8,9 @@ restarting the shared Kafka is allowed (``kafka_broker.restart()``): it keeps it
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +22,9 @@ from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir
 from tests.kafkatools import create_topics
+from tests.model_fixtures import train_tiny_artifact
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.brokers
 
@@ -77,3 +83,85 @@ def topics(kafka_conf: dict[str, Any], unique: Callable[[str], str]) -> Callable
         return topic
 
     return make
+
+
+# -- processors as real child processes ------------------------------------------------
+
+
+class ProcessorProc:
+    """``iotml processor`` in a child process with settings from the environment."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ProcessorProc:
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "iotml", "processor"],
+                env={**os.environ, **self.env},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            log = self.text()
+            raise AssertionError(f"processor did not stop on {sig}; log:\n{log}") from None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def processors(
+    kafka_conf: dict[str, Any], unique: Callable[[str], str], tmp_path: Path
+) -> Iterator[Callable[..., ProcessorProc]]:
+    started: list[ProcessorProc] = []
+
+    def make(name: str = "p", **settings: Any) -> ProcessorProc:
+        env = {
+            "IOTML_KAFKA_BOOTSTRAP": kafka_conf["bootstrap.servers"],
+            "IOTML_HTTP_PORT": "0",
+            "IOTML_COMMIT_INTERVAL": "500ms",
+            "IOTML_RELOAD_INTERVAL": "1s",
+            "IOTML_HEARTBEAT_INTERVAL": "1s",
+            "IOTML_STATE_DIR": str(tmp_path / f"state-{name}"),
+        }
+        env.update({f"IOTML_{k.upper()}": str(v) for k, v in settings.items()})
+        proc = ProcessorProc(env, tmp_path / f"{name}.log").start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for p in started:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+@pytest.fixture
+def pipeline_topics(topics: Callable[..., str]) -> dict[str, str]:
+    return {
+        "topic_readings": topics("readings", 4),
+        "topic_predictions": topics("predictions", 4),
+        "topic_alerts": topics("alerts", 4),
+        "topic_processor_dlq": topics("processor-dlq", 1),
+        "topic_alert_state": topics("alert-state", 4),
+    }
+
+
+@pytest.fixture
+def tiny_registry(tmp_path: Path) -> Path:
+    reg = tmp_path / "registry"
+    train_tiny_artifact(reg, name="tiny", window="10s", horizon="20s", k=2, metric="temperature")
+    return reg

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from iotml.core import headers as h
 from iotml.core.records import Alert, Prediction, Reading
 from models import Registry
 from models.replay import run as batch_run
+from tests.brokers.conftest import ProcessorProc
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
 
@@ -71,78 +69,6 @@ def points(readings: list[Reading]) -> list[tuple[str, int, float]]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class ProcessorProc:
-    """``iotml processor`` in a child process with settings from the environment."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ProcessorProc:
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "iotml", "processor"],
-                env={**os.environ, **self.env},
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            log = self.text()
-            raise AssertionError(f"processor did not stop on {sig}; log:\n{log}") from None
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def processors(
-    kafka_conf: dict[str, Any], unique: Callable[[str], str], tmp_path: Path
-) -> Iterator[Callable[..., ProcessorProc]]:
-    started: list[ProcessorProc] = []
-
-    def make(name: str = "p", **settings: Any) -> ProcessorProc:
-        env = {
-            "IOTML_KAFKA_BOOTSTRAP": kafka_conf["bootstrap.servers"],
-            "IOTML_HTTP_PORT": "0",
-            "IOTML_COMMIT_INTERVAL": "500ms",
-            "IOTML_RELOAD_INTERVAL": "1s",
-            "IOTML_HEARTBEAT_INTERVAL": "1s",
-            "IOTML_STATE_DIR": str(tmp_path / f"state-{name}"),
-        }
-        env.update({f"IOTML_{k.upper()}": str(v) for k, v in settings.items()})
-        proc = ProcessorProc(env, tmp_path / f"{name}.log").start()
-        started.append(proc)
-        return proc
-
-    yield make
-    for p in started:
-        if p.proc is not None and p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-
-
-@pytest.fixture
-def pipeline_topics(topics: Callable[..., str]) -> dict[str, str]:
-    return {
-        "topic_readings": topics("readings", 4),
-        "topic_predictions": topics("predictions", 4),
-        "topic_alerts": topics("alerts", 4),
-        "topic_processor_dlq": topics("processor-dlq", 1),
-        "topic_alert_state": topics("alert-state", 4),
-    }
 
 
 def wait_for(
@@ -270,13 +196,6 @@ def synthetic(devices: list[str], start: int, seconds: int, base: float = 20.0) 
         for i in range(seconds)
         for d, dev in enumerate(devices)
     ]
-
-
-@pytest.fixture
-def tiny_registry(tmp_path: Path) -> Path:
-    reg = tmp_path / "registry"
-    train_tiny_artifact(reg, name="tiny", window="10s", horizon="20s", k=2, metric="temperature")
-    return reg
 
 
 def test_quiet_device_closes_its_last_window_goes_silent_and_clears_when_back(

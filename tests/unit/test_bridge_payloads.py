@@ -79,10 +79,13 @@ def test_timestamps_in_seconds_millis_micros_nanos_and_iso8601(value, expected):
     [
         (b"", "empty_payload"),
         (b"{not json", "invalid_json"),
-        (b"\xff\xfe", "invalid_json"),
+        (b"\xff\xfe", "invalid_utf8"),
+        (b'{"temperature": 1, "temperature": 2}', "duplicate_key"),
+        (b'{"temperature": %s}' % (b"9" * 400), "number_out_of_range"),
+        (b'{"ts": %s, "t": 1}' % (b"9" * 400), "number_out_of_range"),
         (b'{"temperature": NaN}', "not_finite"),
         (b'{"temperature": Infinity}', "not_finite"),
-        (b'{"temperature": 1e999}', "not_finite"),
+        (b'{"temperature": 1e999}', "number_out_of_range"),
         (b"NaN", "not_finite"),
         (b'{"temperature": "hot"}', "wrong_type"),
         (b'{"temperature": true}', "wrong_type"),
@@ -97,7 +100,9 @@ def test_timestamps_in_seconds_millis_micros_nanos_and_iso8601(value, expected):
         (b'{"ts": 86400, "t": 1}', "ts_too_old"),
         (b'{"ts": 4102444800, "t": 1}', "ts_in_future"),
         (b'{"device_id": 5, "t": 1}', "wrong_type"),
-        (b'{"%s": 1}' % (b"m" * 300), "wrong_type"),
+        (b'{"%s": 1}' % (b"m" * 300), "bad_metric_name"),
+        (b'{"t\\u0001": 1}', "bad_metric_name"),
+        (b'{"device_id": "a/b", "t": 1}', "bad_device_id"),  # checked even when unused
     ],
 )
 def test_bad_payloads_raise_a_reason_code(payload: bytes, expected: str):
@@ -112,8 +117,22 @@ def test_oversize_payload_is_rejected_before_parsing():
     assert reason(b'{"t": 1}' + b" " * 100, max_bytes=64) == "oversize"
 
 
-def test_deeply_nested_json_is_invalid_not_a_crash():
-    assert reason(b"[" * 30_000 + b"]" * 30_000) in ("invalid_json", "wrong_type")
+def test_deeply_nested_json_is_too_deep_not_a_crash():
+    assert reason(b"[" * 30_000 + b"]" * 30_000) == "too_deep"
+
+
+def test_device_id_with_a_lone_surrogate_is_a_bad_device_id():
+    assert reason(b'{"device_id": "\\ud800", "rpm": 1}', NO_DEVICE) == "bad_device_id"
+
+
+def test_a_metric_given_twice_is_a_duplicate_key():
+    assert reason(b'{"temperature": 1, "metrics": {"temperature": 2}}') == "duplicate_key"
+
+
+def test_huge_integer_timestamp_is_out_of_range_not_a_crash():
+    with pytest.raises(RecordError) as err:
+        parse_timestamp(10**400)
+    assert err.value.reason == "number_out_of_range"
 
 
 def test_encode_reading_matches_the_shared_record_encoding():

@@ -2,6 +2,7 @@ import pytest
 
 from bridge.errors import RouteError
 from bridge.routes import DEFAULT_ROUTE, RouteTable, parse_route
+from iotml.core.errors import RecordError
 
 
 def table(*routes: str) -> RouteTable:
@@ -78,3 +79,50 @@ def test_lookup_caches_by_raw_topic_and_rejects_invalid_utf8():
     assert routes.lookup(b"sensors/a/b/c") is routes.lookup(b"sensors/a/b/c")
     with pytest.raises(UnicodeDecodeError):
         routes.lookup(b"sensors/\xff/b/c")
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "sensors/a/dev+1/temp",
+        "sensors/a/dev#1/temp",
+        "sensors/a/dev\x01/temp",
+        "sensors/a/dev\u0085/temp",
+        "sensors/a/" + "d" * 129 + "/temp",
+    ],
+)
+def test_device_segment_breaking_the_device_id_contract_is_bad_device_id(topic: str):
+    with pytest.raises(RecordError) as err:
+        table().resolve(topic)
+    assert err.value.reason == "bad_device_id"
+    assert "topic segment {device}" in err.value.detail
+
+
+def test_lookup_caches_a_rejected_topic_and_raises_each_time():
+    routes = table()
+    for _ in range(2):
+        with pytest.raises(RecordError) as err:
+            routes.lookup(b"sensors/a/dev+1/temp")
+        assert err.value.reason == "bad_device_id"
+
+
+def test_key_built_by_a_template_must_keep_the_device_id_contract():
+    routes = table("factory/{site}/{device}=readings:{site}.{device}")
+    with pytest.raises(RecordError) as err:
+        routes.resolve("factory/" + "s" * 100 + "/" + "d" * 40)
+    assert err.value.reason == "bad_device_id"
+    assert "key from template" in err.value.detail
+
+
+@pytest.mark.parametrize("template", ["{site}/{device}", "{site}+{device}", "#{device}"])
+def test_key_template_with_a_character_no_device_id_may_hold_is_malformed(template: str):
+    with pytest.raises(RouteError):
+        parse_route(f"factory/{{site}}/{{device}}=readings:{template}", "readings")
+
+
+def test_kafka_topic_template_yielding_an_invalid_topic_name_is_bad_kafka_topic():
+    routes = table("plant/{site}/{device}=readings-{site}")
+    assert routes.resolve("plant/north/m1") is not None
+    with pytest.raises(RecordError) as err:
+        routes.resolve("plant/no rth$/m1")
+    assert err.value.reason == "bad_kafka_topic"

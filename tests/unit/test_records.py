@@ -25,7 +25,18 @@ def test_reading_round_trips_and_matches_schema():
         (b"{not json", "invalid_json"),
         (b"[1,2]", "wrong_type"),
         (b'{"v":2,"device_id":"d","ts":1,"metrics":{"t":1}}', "unsupported_version"),
-        (b'{"v":1,"device_id":"","ts":1,"metrics":{"t":1}}', "wrong_type"),
+        (b'{"v":1,"device_id":"","ts":1,"metrics":{"t":1}}', "bad_device_id"),
+        (b'{"v":1,"device_id":"a/b","ts":1,"metrics":{"t":1}}', "bad_device_id"),
+        (b'{"v":1,"device_id":7,"ts":1,"metrics":{"t":1}}', "wrong_type"),
+        (b'{"v":true,"device_id":"d","ts":1,"metrics":{"t":1}}', "unsupported_version"),
+        (b'{"v":1,"device_id":"d","ts":1,"metrics":[1]}', "wrong_type"),
+        (b'{"v":1,"device_id":"d","ts":1,"metrics":{"t":1e999}}', "number_out_of_range"),
+        (b'{"v":1,"device_id":"d","ts":1e300,"metrics":{"t":1}}', "number_out_of_range"),
+        (b'{"v":1,"device_id":"d","ts":1,"metrics":{"t":1,"t":2}}', "duplicate_key"),
+        (b'{"v":1,"device_id":"d","ts":1,"metrics":{"\\u0000":1}}', "bad_metric_name"),
+        (b"", "empty"),
+        (b"\xc0\xaf", "invalid_utf8"),
+        (b"[" * 40 + b"]" * 40, "too_deep"),
         (b'{"v":1,"device_id":"d","ts":"x","metrics":{"t":1}}', "wrong_type"),
         (b'{"v":1,"device_id":"d","ts":1,"metrics":{}}', "no_metric"),
         (b'{"v":1,"device_id":"d","ts":1,"metrics":{"t":"hot"}}', "wrong_type"),
@@ -38,6 +49,43 @@ def test_invalid_readings_are_rejected_with_a_reason(payload, reason):
     with pytest.raises(RecordError) as err:
         Reading.from_json(payload)
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({"v": 1, "device_id": "d", "ts": 1, "metrics": {"t": 10**400}}, "number_out_of_range"),
+        ({"v": 1, "device_id": "d", "ts": 2**63, "metrics": {"t": 1}}, "number_out_of_range"),
+        ({"v": 1, "device_id": "d", "ts": float("nan"), "metrics": {"t": 1}}, "not_finite"),
+        ({"v": 1, "device_id": "d", "ts": 1.5, "metrics": {"t": 1}}, "wrong_type"),
+        ({"v": 1, "device_id": "\ud800", "ts": 1, "metrics": {"t": 1}}, "bad_device_id"),
+        ({"v": 1, "device_id": "d", "ts": 1, "metrics": {5: 1}}, "wrong_type"),
+    ],
+)
+def test_from_dict_refuses_values_json_cannot_carry(obj, reason):
+    with pytest.raises(RecordError) as err:
+        Reading.from_dict(obj)
+    assert err.value.reason == reason
+
+
+def test_a_reading_json_string_with_a_lone_surrogate_is_invalid_utf8():
+    with pytest.raises(RecordError) as err:
+        Reading.from_json('{"v":1,"device_id":"d","ts":1,"metrics":{"\ud800":1}}')
+    assert err.value.reason == "invalid_utf8"
+
+
+def test_reading_json_over_one_mebibyte_is_oversize():
+    big = b'{"v":1,"device_id":"d","ts":1,"metrics":{"t":1}}' + b" " * (1 << 20)
+    with pytest.raises(RecordError) as err:
+        Reading.from_json(big)
+    assert err.value.reason == "oversize"
+
+
+def test_prediction_features_must_be_an_object():
+    obj = {"v": 1, "device_id": "d", "metric": "t", "features": [1, 2]}
+    with pytest.raises(RecordError) as err:
+        Prediction.from_dict(obj)
+    assert err.value.reason == "wrong_type"
 
 
 def test_prediction_matches_schema_and_round_trips():

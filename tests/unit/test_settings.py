@@ -11,7 +11,7 @@ from iotml.core.durations import format_duration_ms, parse_duration_ms
 from iotml.core.errors import ConfigError
 from iotml.core.eventtime import EventTimeRange
 from iotml.core.options import build_settings, option_docs, settings_options
-from iotml.core.settings import KafkaSettings, MqttSettings
+from iotml.core.settings import EventTimeSettings, KafkaSettings, MqttSettings
 from iotml.core.topics import TopicsSettings, topic_specs
 
 
@@ -109,7 +109,7 @@ def test_event_time_range():
 
 def test_event_max_future_must_stay_below_kafkas_limit():
     with pytest.raises(ConfigError, match="1h"):
-        build_settings(KafkaSettings, {"event_max_future": "2h"})
+        build_settings(EventTimeSettings, {"event_max_future": "2h"})
 
 
 def test_topic_spec_defaults():
