@@ -30,14 +30,9 @@ from typing import Any
 from bridge.routes import Target
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
-from iotml.core.records import (
-    MAX_ID_LENGTH,
-    SCHEMA_VERSION,
-    Reading,
-    check_device_id,
-    check_metric_name,
-    decode_json,
-)
+from iotml.core.identifiers import MAX_ID_LENGTH, check_device_id, check_metric_name
+from iotml.core.records import SCHEMA_VERSION, Reading
+from iotml.core.strictjson import decode_json
 
 #: Every reason code the bridge dead-letters with.
 REASONS = (

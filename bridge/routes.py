@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from bridge.errors import RouteError
 from iotml.core.errors import RecordError
-from iotml.core.records import check_device_id
+from iotml.core.identifiers import check_device_id
 
 DEFAULT_ROUTE = "sensors/{site}/{device}/{metric}"
 

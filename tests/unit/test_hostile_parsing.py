@@ -16,11 +16,12 @@ import pytest
 from bridge.payloads import REASONS as BRIDGE_REASONS
 from bridge.payloads import parse_payload
 from bridge.routes import RouteTable
-from iotml.core import records
+from iotml.core import strictjson
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
+from iotml.core.identifiers import check_device_id
 from iotml.core.records import REASONS as RECORD_REASONS
-from iotml.core.records import Reading, check_device_id, schema
+from iotml.core.records import Reading, schema
 from tests import hostile
 
 PROCESSOR_REASONS = (*RECORD_REASONS, "ts_too_old", "ts_in_future")
@@ -33,8 +34,8 @@ AT_PROCESSOR = [e for e in hostile.CORPUS if e.processor is not None]
 def parser(request, monkeypatch):
     """Each JSON parser in turn: orjson where installed, then the standard library alone."""
     if request.param == "stdlib":
-        monkeypatch.setattr(records, "_fast_loads", None)
-    elif records._fast_loads is None:
+        monkeypatch.setattr(strictjson, "_fast_loads", None)
+    elif strictjson._fast_loads is None:
         pytest.skip("orjson is not installed")
     return request.param
 
