@@ -29,6 +29,18 @@ class BridgeMetrics:
             ["reason"],
             registry=r,
         )
+        self.dead_letters_truncated = Counter(
+            "iotml_bridge_dead_letters_truncated",
+            "Dead letters whose payload was cut to a prefix to fit in a Kafka record.",
+            registry=r,
+        )
+        self.dead_letters_refused = Counter(
+            "iotml_bridge_dead_letters_refused",
+            "Dead letters Kafka refused even in their minimal form, by Kafka error: logged at "
+            "ERROR with the MQTT topic, and their MQTT message acknowledged without them.",
+            ["error"],
+            registry=r,
+        )
         self.redeliveries = Counter(
             "iotml_bridge_unacked_on_reconnect",
             "Messages Kafka confirmed after their MQTT connection was lost; the broker "

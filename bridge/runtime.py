@@ -7,7 +7,9 @@ acknowledge, in receive order, every message whose batch and all earlier batches
 has confirmed (:mod:`bridge.acks`). The broker never sends more than ``max_in_flight``
 unacknowledged messages (MQTT 5 Receive Maximum) and the bridge reads no more than that
 either, so while Kafka is down the backlog waits in the broker's persistent session.
-This module owns the MQTT connection (reconnecting with backoff) and the shutdown.
+This module owns the MQTT connection (reconnecting with backoff) and the shutdown, which
+acknowledges exactly the messages Kafka confirmed (in order) and leaves every other one
+unacknowledged in the broker's persistent session for the next start.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class Bridge:
         self._client: BulkClient | None = None
         self._ever_connected = False
         self._backoff = settings.mqtt_reconnect_min / 1000
+        self._read = 0  # messages read
+        self._acked = 0  # confirmed by Kafka and acknowledged (QoS 0: nothing to ack)
+        self._confirmed_unacked = 0  # confirmed after their MQTT connection was lost
 
     # ---- readiness and control (any thread) ----
 
@@ -69,7 +74,8 @@ class Bridge:
         return True, "ok"
 
     def stop(self) -> None:
-        """Ask :meth:`run` to stop taking messages, flush Kafka, ack and return."""
+        """Ask :meth:`run` to stop taking messages, wait for Kafka (up to the shutdown
+        timeout), ack what it confirmed and return."""
         self._stopping.set()
 
     @property
@@ -201,8 +207,9 @@ class Bridge:
         if self._client is not None:
             self._client.on_messages = self._inbox.append
         batch = self.acks.open([m.mid for m in msgs if m.qos], len(msgs), self._generation)
-        self.delivery.send(self.translator.translate(msgs, now_ms()), batch)
+        self._read += len(msgs)
         self.metrics.received.inc(len(msgs))
+        self.delivery.send(self.translator.translate(msgs, now_ms()), batch)
 
     def _pump(self, timeout: float) -> None:
         """Serve Kafka delivery reports, then ack what Kafka confirmed, in receive order."""
@@ -213,14 +220,22 @@ class Bridge:
         for batch in self.delivery.confirmed(timeout):
             if batch.generation == generation:
                 mids.extend(batch.mids)
+                self._acked += batch.size
             else:
                 self.metrics.redeliveries.inc(len(batch.mids))
+                self._confirmed_unacked += len(batch.mids)
+                self._acked += batch.size - len(batch.mids)
         if mids:
             client.ack_many(mids)
             self.metrics.acked.inc(len(mids))
 
     def _shutdown(self) -> None:
-        """Produce what was read, wait for Kafka, ack what it confirmed, disconnect."""
+        """Produce what was read, wait for Kafka, ack what it confirmed, disconnect.
+
+        Only the confirmed prefix is acknowledged (MQTT acks go in receive order): a message
+        Kafka has not confirmed within ``shutdown_timeout``, or one after it, stays
+        unacknowledged and the broker redelivers it at the next start.
+        """
         client = self._client
         if not self.delivery.started:
             return
@@ -230,17 +245,38 @@ class Bridge:
                 self._process()
             while self.acks.in_flight and time.monotonic() < deadline:
                 self._pump(0.02)
-            left = self.acks.in_flight
+            unreleased = self.acks.unreleased()
             self._mqtt_up = False  # a disconnect we asked for: not worth a warning
             if client is not None and client.socket() is not None:
                 client.disconnect()
             self.delivery.flush(max(0.0, deadline - time.monotonic()))
-            if left:
-                log.warning(
-                    "stopped with %d message(s) unacknowledged: the broker redelivers them", left
-                )
-            else:
-                log.info("stopped cleanly: every message read was confirmed by Kafka and acked")
+            self._log_stop(*unreleased)
         finally:
             self._mqtt_up = False
             self.metrics.mqtt_connected.set(0)
+
+    def _log_stop(self, unconfirmed: int, unconfirmed_qos1: int) -> None:
+        """The last log line: what was acknowledged and what the next start gets again."""
+        left = unconfirmed_qos1 + self._confirmed_unacked
+        if not unconfirmed and not self._confirmed_unacked:
+            log.info(
+                "stopped cleanly: all %d message(s) read were confirmed by Kafka and acked",
+                self._read,
+            )
+            return
+        lost_qos0 = unconfirmed - unconfirmed_qos1
+        log.warning(
+            "stopped: %d of %d message(s) read were confirmed by Kafka and acked; %d left "
+            "unacked in the broker's session for the next start (%d not confirmed by Kafka, "
+            "or behind one that was not, within the %gs shutdown timeout; %d confirmed "
+            "after their MQTT connection was lost)%s",
+            self._acked,
+            self._read,
+            left,
+            unconfirmed_qos1,
+            self.settings.shutdown_timeout / 1000,
+            self._confirmed_unacked,
+            f"; {lost_qos0} QoS 0 message(s) not confirmed, which MQTT never redelivers"
+            if lost_qos0
+            else "",
+        )

@@ -8,12 +8,20 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from bridge.routes import DEFAULT_ROUTE, parse_route
+from iotml.core.deadletters import DEFAULT_MAX_BYTES
 from iotml.core.durations import parse_duration_ms as D
-from iotml.core.settings import DurationMs, HttpSettings, KafkaSettings, MqttSettings, StrList
-from iotml.core.topics import TopicNames
+from iotml.core.settings import (
+    DurationMs,
+    EventTimeSettings,
+    HttpSettings,
+    KafkaSettings,
+    MqttSettings,
+    StrList,
+)
+from iotml.core.topics import BridgeTopics
 
 
-class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
+class BridgeSettings(KafkaSettings, EventTimeSettings, MqttSettings, HttpSettings, BridgeTopics):
     """``iotml bridge``: MQTT topics into Kafka, acknowledged only once Kafka has them."""
 
     routes: StrList = Field(
@@ -64,6 +72,15 @@ class BridgeSettings(KafkaSettings, MqttSettings, HttpSettings, TopicNames):
     )
     max_payload_bytes: int = Field(
         65_536, ge=1, description="Larger payloads are dead-lettered (reason oversize)."
+    )
+    max_dead_letter_bytes: int = Field(
+        DEFAULT_MAX_BYTES,
+        ge=4096,
+        le=1_000_000,
+        description="Size budget of a dead-letter record (payload, key and headers; at most "
+        "the producer's message.max.bytes, 1000000). A payload that does not fit is cut to a "
+        "prefix, with headers iotml.error.truncated=true, iotml.error.original_size and "
+        "iotml.error.sha256 (of the whole payload).",
     )
     kafka_linger: DurationMs = Field(
         D("10ms"), description="Producer linger: how long a Kafka batch may wait to fill."

@@ -17,6 +17,7 @@ accepted input to mix in.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -304,3 +305,18 @@ def valid_records(count: int = 24, now: int = NOW) -> list[bytes]:
         b'{ "v" : 1 , "device_id" : "d-1" , "ts" : %d , "metrics" : { "t" : 1 } }' % now,
     ]
     return [shapes[i % len(shapes)] for i in range(count)]
+
+
+_EPOCH_MS = re.compile(rb"(?<![0-9])1[0-9]{12}(?![0-9])")
+
+
+def shifted(entry: Hostile, now: int) -> Hostile:
+    """``entry`` as if the corpus were written at ``now`` instead of :data:`NOW`: every
+    epoch-ms time within a year of NOW moves by ``now - NOW`` (for the real brokers, whose
+    clocks say now)."""
+
+    def move(m: re.Match[bytes]) -> bytes:
+        value = int(m.group())
+        return b"%d" % (value + now - NOW) if abs(value - NOW) < 366 * DAY_MS else m.group()
+
+    return entry._replace(payload=_EPOCH_MS.sub(move, entry.payload))

@@ -10,6 +10,10 @@ RECEIVED_AT = "iotml.received_at"  # epoch ms UTC when the service received the 
 
 ERROR_REASON = "iotml.error.reason"  # short code, e.g. invalid_json, late, no_route
 ERROR_DETAIL = "iotml.error.detail"  # human-readable explanation
+#: Set on a dead letter whose payload was cut to a prefix to fit in a Kafka record.
+ERROR_TRUNCATED = "iotml.error.truncated"  # "true"
+ERROR_ORIGINAL_SIZE = "iotml.error.original_size"  # bytes of the whole payload
+ERROR_SHA256 = "iotml.error.sha256"  # hex SHA-256 of the whole payload
 SOURCE_TOPIC = "iotml.source.topic"
 SOURCE_PARTITION = "iotml.source.partition"
 SOURCE_OFFSET = "iotml.source.offset"
