@@ -56,6 +56,7 @@ REASONS = (
     "ts_too_old",  # event time older than IOTML_EVENT_MAX_AGE
     "ts_in_future",  # event time further ahead than IOTML_EVENT_MAX_FUTURE
     "kafka_rejected",  # Kafka refused the record permanently (e.g. too large)
+    "unprocessable",  # handling it raised an unforeseen error (type and message in detail)
 )
 
 TS_FIELDS = frozenset(("ts", "timestamp", "time"))

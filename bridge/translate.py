@@ -17,10 +17,9 @@ from bridge._mqtt import Message
 from bridge.payloads import encode_reading, parse_payload
 from bridge.routes import RouteTable, Target
 from iotml.core import headers as h
-from iotml.core.deadletters import UNPROCESSABLE, describe, header_bytes
+from iotml.core.deadletters import UNPROCESSABLE, DeadLetter, describe, header_bytes
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
-from iotml.core.records import DeadLetter
 
 __all__ = ["KafkaRecord", "Translator", "mqtt_topic_of", "property_headers"]
 

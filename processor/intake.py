@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from iotml.core.deadletters import DEFAULT_MAX_BYTES, DeadLetter, fit_dead_letter
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
-from iotml.core.records import DeadLetter, Reading
+from iotml.core.records import Reading
 from processor.metrics import Metrics
 from processor.outputs import DLQ, Output
 
@@ -89,4 +90,7 @@ class Intake:
             source_partition=partition,
             source_offset=offset,
         )
-        return Output(DLQ, key, dl.payload, received, dl.headers())
+        value, headers = fit_dead_letter(
+            dl.payload, key.encode() if key else None, dl.headers(), DEFAULT_MAX_BYTES
+        )
+        return Output(DLQ, key, value, received, headers)

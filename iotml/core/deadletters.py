@@ -13,6 +13,8 @@ match the dead letter with what the device sent.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from iotml.core import headers as h
 
@@ -157,3 +159,37 @@ def _cut_utf8(data: bytes, limit: int) -> bytes:
     if len(data) <= limit:
         return data
     return data[:limit].decode("utf-8", "ignore").encode()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected input. On Kafka the value is the raw payload (cut to a prefix when it
+    would not fit, see :func:`fit_dead_letter`); the rest are headers.
+
+    The Kafka timestamp of a dead-letter record is ``received_at`` (not the event time,
+    which may be the very thing that was wrong).
+    """
+
+    reason: str
+    payload: bytes
+    received_at: int
+    detail: str = ""
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    mqtt_topic: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def headers(self) -> h.Headers:
+        """Its headers; never raises, whatever the detail holds (see :func:`header_bytes`)."""
+        pairs: dict[str, object] = {
+            h.ERROR_REASON: self.reason,
+            h.ERROR_DETAIL: self.detail or None,
+            h.RECEIVED_AT: self.received_at,
+            h.SOURCE_TOPIC: self.source_topic,
+            h.SOURCE_PARTITION: self.source_partition,
+            h.SOURCE_OFFSET: self.source_offset,
+            h.MQTT_TOPIC: self.mqtt_topic,
+            **self.extra,
+        }
+        return [(k, header_bytes(v)) for k, v in pairs.items() if v is not None]

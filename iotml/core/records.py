@@ -12,10 +12,8 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
 
-from iotml.core import headers as h
 from iotml.core.errors import RecordError
 from iotml.core.identifiers import MAX_ID_LENGTH, check_device_id, check_metric_name
 from iotml.core.strictjson import _fast_dumps, decode_json
@@ -296,42 +294,3 @@ class Alert:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Alert:
         return cls.from_dict(_loads(raw))
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A rejected input. On Kafka the value is the raw payload, unchanged; the rest are headers.
-
-    The Kafka timestamp of a dead-letter record is ``received_at`` (not the event time,
-    which may be the very thing that was wrong).
-    """
-
-    reason: str
-    payload: bytes
-    received_at: int
-    detail: str = ""
-    source_topic: str | None = None
-    source_partition: int | None = None
-    source_offset: int | None = None
-    mqtt_topic: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    def headers(self) -> h.Headers:
-        return h.encode(
-            {
-                h.ERROR_REASON: self.reason,
-                h.ERROR_DETAIL: self.detail[:1000] or None,
-                h.RECEIVED_AT: self.received_at,
-                h.SOURCE_TOPIC: self.source_topic,
-                h.SOURCE_PARTITION: self.source_partition,
-                h.SOURCE_OFFSET: self.source_offset,
-                h.MQTT_TOPIC: self.mqtt_topic,
-                **self.extra,
-            }
-        )
-
-
-def schema(name: str) -> dict[str, Any]:
-    """The JSON Schema for ``reading``, ``prediction``, ``alert`` or ``dead_letter``."""
-    text = resources.files("iotml.core.schemas").joinpath(f"{name}.schema.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return,unused-ignore]

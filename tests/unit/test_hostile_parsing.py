@@ -21,7 +21,8 @@ from iotml.core.errors import RecordError
 from iotml.core.eventtime import EventTimeRange
 from iotml.core.identifiers import check_device_id
 from iotml.core.records import REASONS as RECORD_REASONS
-from iotml.core.records import Reading, schema
+from iotml.core.records import Reading
+from iotml.core.schemas import schema
 from tests import hostile
 
 PROCESSOR_REASONS = (*RECORD_REASONS, "ts_too_old", "ts_in_future")

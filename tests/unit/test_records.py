@@ -8,8 +8,10 @@ import jsonschema
 import pytest
 
 from iotml.core import headers as h
+from iotml.core.deadletters import DeadLetter
 from iotml.core.errors import RecordError
-from iotml.core.records import Alert, DeadLetter, Prediction, Reading, schema
+from iotml.core.records import Alert, Prediction, Reading
+from iotml.core.schemas import schema
 
 
 def test_reading_round_trips_and_matches_schema():
