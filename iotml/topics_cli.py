@@ -36,10 +36,10 @@ def ensure(**kwargs: Any) -> None:
 @settings_options(TopicsSettings)
 def list_topics(**kwargs: Any) -> None:
     """List the topics on the cluster with their partition counts."""
-    from confluent_kafka.admin import AdminClient
+    from iotml.core.kafka_connect import cluster_metadata
 
     settings = build_settings(TopicsSettings, kwargs)
-    md = AdminClient(settings.kafka_config()).list_topics(timeout=15)
+    _, md = cluster_metadata(settings.kafka_config(), timeout=15)
     for name in sorted(md.topics):
         if not name.startswith("__"):
             click.echo(f"{name:<40} {len(md.topics[name].partitions):>3} partitions")
