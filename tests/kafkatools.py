@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -56,13 +56,27 @@ def produce(
 
 
 def end_offsets(conf: Mapping[str, Any], topic: str) -> dict[int, int]:
+    """The end offset of every partition of ``topic``. Retries while a topic just created
+    has no leader yet (the controller elects it a moment after CreateTopics returns)."""
     consumer = Consumer({**conf, "group.id": f"probe-{uuid.uuid4().hex}"})
     try:
-        md = consumer.list_topics(topic, timeout=10)
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in md.topics[topic].partitions
-        }
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                md = consumer.list_topics(topic, timeout=10)
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in md.topics[topic].partitions
+                }
+            except KafkaException as exc:
+                retriable = exc.args[0].code() in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION,
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                    KafkaError.UNKNOWN_TOPIC_OR_PART,
+                )
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 
