@@ -158,7 +158,8 @@ class SimulatorSettings(MqttSettings):
         [],
         description="Injected faults, device:kind[@after] (device '*' = all), kind one of "
         "overheat (temperature ramp), drop (sudden drop), stuck (constant value), dropout "
-        "(stops publishing), malformed (bad payloads at --sim-malformed-rate); after is a "
+        "(stops publishing), malformed (bad payloads at --sim-malformed-rate), regime "
+        "(faster, noisier dynamics inside the normal band, for good); after is a "
         "duration from the start, e.g. dev-0003:overheat@10m.",
     )
     sim_malformed_rate: float = Field(

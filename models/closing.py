@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iotml.core.evaluations import Evaluation
 from iotml.core.records import Alert, Prediction
 from models.alerts import AlertParams
 from models.device import DeviceState, new_state
 from models.features import FeatureRow, FeatureSpec, WindowStats
-from models.pipeline import close_window, make_prediction, step_alerts
+from models.pipeline import close_window, make_prediction, score, step_alerts
 
 #: A batched model call: feature rows ``X[n, f]`` -> forecasts ``[n]``.
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -43,6 +44,7 @@ class WindowOutcome:
     window: ClosedWindow
     prediction: Prediction | None
     alerts: list[Alert]
+    evaluation: Evaluation | None = None  # the earlier forecast for this window, scored
 
 
 @dataclass(slots=True)
@@ -59,6 +61,10 @@ class Closing:
     @property
     def predictions(self) -> list[Prediction]:
         return [o.prediction for o in self.outcomes if o.prediction is not None]
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        return [o.evaluation for o in self.outcomes if o.evaluation is not None]
 
     @property
     def alerts(self) -> list[Alert]:
@@ -103,13 +109,14 @@ def close_windows(
     for w in closed:
         forecast = next(it) if w.row is not None and predict is not None else None
         device = w.device_id
+        evaluation = score(new_states[device], w.stats, spec, model_name)
         new_states[device], alerts = step_alerts(
             new_states[device], w.stats, forecast, spec, params, model_version
         )
         prediction = None
         if w.row is not None and forecast is not None:
             prediction = make_prediction(device, w.row, forecast, spec, model_name, model_version)
-        outcomes.append(WindowOutcome(w, prediction, alerts))
+        outcomes.append(WindowOutcome(w, prediction, alerts, evaluation))
     return Closing(new_states, outcomes)
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from models.alerts import EpisodeState, empty_episodes
 from models.features import WindowStats
 
 STATE_FORMAT = 1
+
+
+class PendingForecast(NamedTuple):
+    """A forecast waiting for its target window: scored (and checked for ``anomaly``)
+    when that window closes."""
+
+    forecast: float
+    last_value: float  # the persistence forecast: the value it was made from
+    model_version: str | None
 
 
 @dataclass(slots=True)
@@ -18,7 +27,7 @@ class DeviceState:
 
     device_id: str
     history: list[WindowStats] = field(default_factory=list)  # last k + 1 closed windows
-    pending: dict[int, float] = field(default_factory=dict)  # target window end -> forecast
+    pending: dict[int, PendingForecast] = field(default_factory=dict)  # by target window end
     episodes: dict[str, EpisodeState] = field(default_factory=empty_episodes)
     last_seen: int | None = None  # largest event time of a reading (device_silent)
     watermark: int | None = None  # windower: largest event time accepted
@@ -30,7 +39,7 @@ class DeviceState:
             "format": STATE_FORMAT,
             "device_id": self.device_id,
             "history": [w.to_dict() for w in self.history],
-            "pending": [[t, f] for t, f in sorted(self.pending.items())],
+            "pending": [[t, *p] for t, p in sorted(self.pending.items())],
             "episodes": {k: e.to_dict() for k, e in self.episodes.items()},
             "last_seen": self.last_seen,
             "watermark": self.watermark,
@@ -46,7 +55,7 @@ class DeviceState:
         return cls(
             device_id=str(obj["device_id"]),
             history=[WindowStats.from_dict(w) for w in obj.get("history", [])],
-            pending={int(t): float(f) for t, f in obj.get("pending", [])},
+            pending={int(p[0]): _pending(p) for p in obj.get("pending", [])},
             episodes=episodes,
             last_seen=obj.get("last_seen"),
             watermark=obj.get("watermark"),
@@ -58,6 +67,13 @@ class DeviceState:
 
     def copy(self) -> DeviceState:
         return DeviceState.from_dict(self.to_dict())
+
+
+def _pending(item: list[Any]) -> PendingForecast:
+    """A stored pending forecast; states written before scoring kept the forecast only."""
+    if len(item) >= 4:
+        return PendingForecast(float(item[1]), float(item[2]), item[3])
+    return PendingForecast(float(item[1]), float("nan"), None)
 
 
 def new_state(device_id: str) -> DeviceState:

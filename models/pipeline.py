@@ -20,9 +20,10 @@ lateness rule below, which ``iotml batch``/``evaluate`` use:
 
 from __future__ import annotations
 
+from iotml.core.evaluations import Evaluation
 from iotml.core.records import Alert, Prediction
 from models.alerts import AlertParams, Check, EpisodeState, step_episode
-from models.device import DeviceState, evolve
+from models.device import DeviceState, PendingForecast, evolve
 from models.features import FeatureRow, FeatureSpec, WindowStats, feature_row, window_bounds
 
 
@@ -51,9 +52,10 @@ def step_alerts(
     no feature row was produced); it is remembered to score the window it targets."""
     t = stats.end
     pending = {k: v for k, v in state.pending.items() if k >= t}
-    earlier = pending.pop(t, None)
+    scored = pending.pop(t, None)
+    earlier = scored.forecast if scored is not None else None
     if forecast is not None:
-        pending[t + spec.horizon_ms] = float(forecast)
+        pending[t + spec.horizon_ms] = PendingForecast(float(forecast), stats.last, model_version)
     checks = [
         Check(
             "overheat_predicted",
@@ -127,6 +129,29 @@ def silence(
     episodes = dict(state.episodes)
     episodes["device_silent"] = new_ep
     return evolve(state, episodes=episodes), [alert]
+
+
+def score(
+    state: DeviceState, stats: WindowStats, spec: FeatureSpec, model_name: str
+) -> Evaluation | None:
+    """The forecast that targeted the window ``stats`` closes, scored against its actual
+    (the window's last value, when it has ``min_count`` readings) and against persistence,
+    exactly as ``iotml evaluate`` scores it. Call before :func:`step_alerts`, which drops
+    the pending forecast."""
+    pending = state.pending.get(stats.end)
+    if pending is None or stats.count < spec.min_count or pending.last_value != pending.last_value:
+        return None  # nothing targeted it, too few readings, or a state from before scoring
+    return Evaluation(
+        device_id=state.device_id,
+        metric=spec.metric,
+        target_ts=stats.end,
+        horizon_ms=spec.horizon_ms,
+        forecast=pending.forecast,
+        actual=stats.last,
+        persistence=pending.last_value,
+        model_name=model_name,
+        model_version=pending.model_version or "unknown",
+    )
 
 
 def forget(state: DeviceState, t: int, model_version: str | None = None) -> list[Alert]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from iotml.core.errors import ConfigError
 from iotml.core.http import HealthServer
-from processor.core import ALERT_STATE, ALERTS, DLQ, PREDICTIONS, Engine, Output
+from processor.core import ALERT_STATE, ALERTS, DLQ, EVALUATIONS, PREDICTIONS, Engine, Output
 from processor.heartbeat import Heartbeats
 from processor.metrics import Metrics
 from processor.model import ModelHolder
@@ -61,6 +61,7 @@ def check_topics(settings: ProcessorSettings) -> None:
         settings.topic_predictions,
         settings.topic_alerts,
         settings.topic_alert_state,
+        settings.topic_evaluations,
         settings.topic_processor_dlq,
     ]
     missing = [t for t in wanted if t not in md.topics]
@@ -145,6 +146,7 @@ class Processor:
                 (PREDICTIONS, s.topic_predictions),
                 (ALERTS, s.topic_alerts),
                 (ALERT_STATE, s.topic_alert_state),
+                (EVALUATIONS, s.topic_evaluations),
                 (DLQ, s.topic_processor_dlq),
             )
         }

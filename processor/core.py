@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from iotml.core import headers as h
+from iotml.core.evaluations import Evaluation
 from iotml.core.eventtime import EventTimeRange, now_ms
 from iotml.core.records import Alert
 from models import (
@@ -57,14 +58,16 @@ from processor.outputs import (
     ALERT_STATE,
     ALERTS,
     DLQ,
+    EVALUATIONS,
     PREDICTIONS,
     Output,
     alert_outputs,
+    evaluation_output,
     prediction_output,
 )
 from processor.state import PartitionStore, StateCache, StateLike
 
-__all__ = ["ALERTS", "ALERT_STATE", "DLQ", "PREDICTIONS", "Engine", "Output"]
+__all__ = ["ALERTS", "ALERT_STATE", "DLQ", "EVALUATIONS", "PREDICTIONS", "Engine", "Output"]
 
 log = logging.getLogger(__name__)
 
@@ -270,11 +273,17 @@ class Engine:
             windows, states, model.spec, model.params, model.name, model.version, predict
         )
         for outcome in closing.outcomes:
+            if outcome.evaluation is not None:
+                self._score(outcome.evaluation, out)
             if outcome.prediction is not None:
                 out.append(prediction_output(outcome.prediction))
                 self._metrics.predictions.inc()
             self._emit_alerts(outcome.alerts, out)
         return closing.states
+
+    def _score(self, e: Evaluation, out: list[Output]) -> None:
+        out.append(evaluation_output(e))
+        self._metrics.observe_score(e.model_name, e.model_version, e)
 
     def _emit_alerts(self, alerts: list[Alert], out: list[Output]) -> None:
         for a in alerts:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from iotml.core.evaluations import Evaluation
 
 
 class Metrics:
@@ -11,6 +15,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self._score_children: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         self.records_in = Counter(
             "iotml_processor_records_in_total",
             "Records consumed from the readings topic, by kind.",
@@ -55,6 +60,26 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=r,
         )
+        # Sums and counts add up across replicas: the MAE and skill over any period are
+        # increase(abs_error) / increase(scored), 1 - that / the persistence one.
+        self.scored = Counter(
+            "iotml_processor_forecasts_scored",
+            "Forecasts scored against their actual when the target window closed.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.abs_error = Counter(
+            "iotml_processor_forecast_abs_error",
+            "Sum of the absolute errors of the scored forecasts.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.persistence_abs_error = Counter(
+            "iotml_processor_persistence_abs_error",
+            "Sum of the absolute errors of persistence (the last value) on the same targets.",
+            ["model", "version"],
+            registry=r,
+        )
         self.devices_cached = Gauge(
             "iotml_processor_devices_cached",
             "Device states held in memory (devices sending; quiet ones are evicted).",
@@ -92,3 +117,17 @@ class Metrics:
         self.ready = Gauge(
             "iotml_processor_ready", "1 when a model is loaded and processing runs.", registry=r
         )
+
+    def observe_score(self, model: str, version: str, e: Evaluation) -> None:
+        """Count one scored forecast (children looked up once per model version)."""
+        children = self._score_children.get((model, version))
+        if children is None:
+            children = (
+                self.scored.labels(model, version),
+                self.abs_error.labels(model, version),
+                self.persistence_abs_error.labels(model, version),
+            )
+            self._score_children[(model, version)] = children
+        children[0].inc()
+        children[1].inc(e.abs_error)
+        children[2].inc(e.persistence_abs_error)

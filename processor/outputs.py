@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from iotml.core import headers as h
+from iotml.core.evaluations import Evaluation
 from iotml.core.records import Alert, Prediction
 
 PREDICTIONS, ALERTS, ALERT_STATE, DLQ = "predictions", "alerts", "alert-state", "dlq"
+EVALUATIONS = "evaluations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,11 @@ def prediction_output(p: Prediction) -> Output:
     """A prediction, keyed by device, stamped at its window end."""
     hdrs = [(h.MODEL_VERSION, p.model_version.encode())]
     return Output(PREDICTIONS, p.device_id, p.to_json(), p.window_end, hdrs)
+
+
+def evaluation_output(e: Evaluation) -> Output:
+    """A scored forecast, keyed by device, stamped at its target time."""
+    return Output(EVALUATIONS, e.device_id, e.to_json(), e.target_ts, [])
 
 
 def alert_outputs(a: Alert) -> tuple[Output, Output]:

@@ -11,7 +11,11 @@ first-order lag (time constant ``tau``) and the sensor adds Gaussian noise.
 Faults (``device:kind[@after]``, ``after`` in simulated time since the start):
 ``overheat`` adds a ramp of :data:`OVERHEAT_C_PER_H`; ``drop`` a sudden fall of
 :data:`DROP_C`; ``stuck`` repeats the value at the onset; ``dropout`` stops the device;
-``malformed`` makes the simulator send bad payloads (the values are unaffected).
+``malformed`` makes the simulator send bad payloads (the values are unaffected);
+``regime`` changes the machine's dynamics for good while it stays inside its normal band
+(load changes :data:`REGIME_LOAD_FACTOR` times as often, a thermal response
+:data:`REGIME_TAU_FACTOR` times as fast, :data:`REGIME_NOISE_FACTOR` times the sensor
+noise): no level shift, but a model trained on the old dynamics forecasts worse.
 
 Devices advance tick by tick: call :meth:`Fleet.value` with consecutive ticks per device.
 """
@@ -23,13 +27,16 @@ import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from iotml.core.durations import parse_duration_ms
 
-FAULT_KINDS = ("overheat", "drop", "stuck", "dropout", "malformed")
+FAULT_KINDS = ("overheat", "drop", "stuck", "dropout", "malformed", "regime")
+REGIME_LOAD_FACTOR = 20.0
+REGIME_TAU_FACTOR = 0.1
+REGIME_NOISE_FACTOR = 3.0
 OVERHEAT_C_PER_H = 15.0
 OVERHEAT_MAX_C = 60.0
 DROP_C = 25.0
@@ -105,6 +112,8 @@ class _FaultState:
             return value + min(OVERHEAT_MAX_C, OVERHEAT_C_PER_H * hours), "overheat"
         if fault.kind == "drop":
             return value - DROP_C, "drop"
+        if fault.kind == "regime":  # the fleet changed the dynamics (SyntheticFleet._raw)
+            return value, "regime"
         if fault.kind == "stuck":
             if self.stuck_value is None:
                 self.stuck_value = value
@@ -196,6 +205,14 @@ class SyntheticFleet(Fleet):
 
     def _raw(self, index: int, tick: int) -> float:
         p, rng = self.params[index], self._rngs[index]
+        fault = self._faults[index].active(tick * self.step_ms)
+        if fault is not None and fault.kind == "regime":
+            p = replace(
+                p,
+                load_changes_per_h=p.load_changes_per_h * REGIME_LOAD_FACTOR,
+                tau_s=p.tau_s * REGIME_TAU_FACTOR,
+                noise_c=p.noise_c * REGIME_NOISE_FACTOR,
+            )
         dt_s = self.step_ms / 1000
         if rng.random() < 1 - math.exp(-p.load_changes_per_h * dt_s / 3600):
             self._load[index] = rng.choice((0.1, 0.3, 0.5, 0.7, 0.9, 1.0))

@@ -45,6 +45,11 @@ class ProcessorTopics(ReadingsTopic, OutputTopics):
     """The topics the processor reads and writes."""
 
     topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
+    topic_evaluations: str = Field(
+        "evaluations",
+        description="Every forecast scored against its actual and persistence when its "
+        "target window closes (the numbers of `iotml evaluate`).",
+    )
     topic_alert_state: str = Field(
         "alert-state",
         description="Compacted: the latest alert event per device and type (key "
@@ -101,6 +106,7 @@ def topic_specs(s: TopicLayout) -> list[TopicSpec]:
         TopicSpec(s.topic_readings_dlq, 1, s.dlq_retention, rf),
         TopicSpec(s.topic_predictions, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_alerts, s.output_partitions, s.output_retention, rf),
+        TopicSpec(s.topic_evaluations, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_processor_dlq, 1, s.dlq_retention, rf),
         TopicSpec(
             s.topic_alert_state,

@@ -157,6 +157,7 @@ def pipeline_topics(topics: Callable[..., str]) -> dict[str, str]:
         "topic_alerts": topics("alerts", 4),
         "topic_processor_dlq": topics("processor-dlq", 1),
         "topic_alert_state": topics("alert-state", 4),
+        "topic_evaluations": topics("evaluations", 4),
     }
 
 

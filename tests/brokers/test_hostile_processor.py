@@ -26,6 +26,7 @@ def test_every_hostile_record_is_dead_lettered_with_its_reason_and_the_rest_flow
         "topic_alerts": topics("alerts", 1),
         "topic_processor_dlq": topics("processor-dlq", 1),
         "topic_alert_state": topics("alert-state", 1),
+        "topic_evaluations": topics("evaluations", 1),
     }
     now = now_ms()
     # records larger than Kafka carries never reach the processor (the producer refuses them)

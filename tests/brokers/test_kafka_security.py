@@ -96,6 +96,7 @@ def topic_names() -> dict[str, str]:
             "alerts",
             "processor_dlq",
             "alert_state",
+            "evaluations",
         )
     }
 

@@ -27,6 +27,7 @@ def test_a_device_nine_minutes_fast_costs_five_neighbours_on_its_partition_no_wi
         "topic_alerts": topics("alerts", 1),
         "topic_processor_dlq": topics("processor-dlq", 1),
         "topic_alert_state": topics("alert-state", 1),
+        "topic_evaluations": topics("evaluations", 1),
     }
     normal = [f"dev-{i}" for i in range(5)]
     start = (now_ms() - 900_000) // 10_000 * 10_000

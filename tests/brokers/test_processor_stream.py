@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from iotml.core import headers as h
+from iotml.core.evaluations import Evaluation
 from iotml.core.records import Alert, Prediction, Reading
 from models import Registry
+from models.evaluation import evaluate
 from models.replay import run as batch_run
 from tests.brokers.conftest import ProcessorProc
 from tests.kafkatools import Record, consume_all
@@ -184,6 +186,19 @@ def test_nab_fleet_gives_one_prediction_per_closed_window_equal_to_the_batch_pat
 
     dlq = consume_all(kafka_conf, pipeline_topics["topic_processor_dlq"], timeout=5)
     assert dlq == []
+
+    # live scoring: the processor's MAE on these readings is the one `iotml evaluate` gives
+    scored = [
+        Evaluation.from_json(r.value or b"")
+        for r in consume_all(kafka_conf, pipeline_topics["topic_evaluations"], timeout=10)
+    ]
+    report = evaluate(points(nab_fleet), artifact).report
+    assert len(scored) == report["n"]
+    live_mae = sum(e.abs_error for e in scored) / len(scored)
+    live_persistence = sum(e.persistence_abs_error for e in scored) / len(scored)
+    print(f"live mae {live_mae:.6f} vs evaluate {report['mae']:.6f} (n={len(scored)})")
+    assert live_mae == pytest.approx(report["mae"], abs=1e-5)
+    assert live_persistence == pytest.approx(report["persistence_mae"], abs=1e-5)
 
 
 # -- quiet devices, heartbeats, restart after downtime ------------------------------------

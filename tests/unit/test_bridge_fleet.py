@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,23 @@ def test_sped_up_replay_shortens_the_wall_clock_interval(tmp_path: Path):
     s = SimulatorSettings(sim_csv=csv, sim_speedup=300, sim_devices=2)
     _, interval = build_fleet(s)
     assert interval == 1000
+
+
+def test_a_regime_change_keeps_the_band_but_changes_the_dynamics():
+    from statistics import mean, pstdev
+
+    from iotml.core.fleet import SyntheticFleet, parse_fault
+
+    def run(faults):
+        fleet = SyntheticFleet(1, step_ms=10_000, faults=faults, seed=3)
+        return [fleet.value(0, t)[0] for t in range(6 * 360)]  # 6 h at 10 s
+
+    calm = run([])
+    changed = run([parse_fault("dev-0000:regime@1h")])
+    assert calm[:360] == changed[:360]  # the same machine until the onset
+    after, before = changed[360:], calm[360:]
+    lo, hi = min(calm) - 5, max(calm) + 5
+    assert all(lo <= v <= hi for v in after)  # still inside its normal band
+    steps = lambda xs: pstdev([b - a for a, b in itertools.pairwise(xs)])  # noqa: E731
+    assert steps(after) > 2 * steps(before)  # but it moves much faster
+    assert abs(mean(after) - mean(before)) < 10  # no level drop

@@ -121,6 +121,7 @@ def test_topic_spec_defaults():
         "alerts",
         "processor-dlq",
         "alert-state",
+        "evaluations",
     }
     assert specs["readings"].partitions == 4
     assert specs["readings"].topic_config()["cleanup.policy"] == "delete"
