@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bridge.settings import BridgeSettings
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir
@@ -166,3 +167,32 @@ def tiny_registry(tmp_path: Path) -> Path:
     reg = tmp_path / "registry"
     train_tiny_artifact(reg, name="tiny", window="10s", horizon="20s", k=2, metric="temperature")
     return reg
+
+
+# -- the bridge under test ------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(
+    kafka_broker: KafkaBroker,
+    mosquitto_broker: MosquittoBroker,
+    topics: Callable[..., str],
+    unique: Callable[[str], str],
+) -> Callable[..., BridgeSettings]:
+    readings_topic = topics("readings", partitions=4)
+    dlq_topic = topics("readings-dlq")
+
+    def make(**overrides: Any) -> BridgeSettings:
+        values: dict[str, Any] = {
+            "kafka_bootstrap": kafka_broker.bootstrap,
+            "mqtt_url": mosquitto_broker.url,
+            "mqtt_client_id": unique("bridge"),
+            "topic_readings": readings_topic,
+            "topic_readings_dlq": dlq_topic,
+            "http_port": 0,
+            "mqtt_reconnect_max": 2000,
+        }
+        values.update(overrides)
+        return BridgeSettings(**values)
+
+    return make

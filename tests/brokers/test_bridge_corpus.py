@@ -13,8 +13,8 @@ import pytest
 import bridge.runtime
 from bridge.settings import BridgeSettings
 from iotml.core import headers as h
-from tests import hostile
-from tests.brokers.test_bridge_pipeline import running
+from tests import hostile, valid_inputs
+from tests.bridgetools import running
 from tests.kafkatools import consume_all
 from tests.mqtttools import publish
 
@@ -42,7 +42,7 @@ def test_every_hostile_message_is_dead_lettered_with_its_reason_and_valid_ones_a
     )
     entries = [e for e in hostile.CORPUS if e.bridge is not None]
     sendable = [e for e in entries if not _UNPUBLISHABLE.search(e.topic or "")]
-    valid = hostile.valid_payloads(len(sendable), hostile.NOW)
+    valid = valid_inputs.valid_payloads(len(sendable), hostile.NOW)
     messages: list[tuple[str, bytes]] = []
     expected: Counter[tuple[str, str, str]] = Counter()  # (topic, sha256, reason)
     for entry, good in zip(sendable, valid, strict=True):

@@ -22,7 +22,7 @@ from bridge.settings import BridgeSettings
 from iotml.core import headers as h
 from iotml.stack import KafkaBroker, MosquittoBroker
 from iotml.stack.procs import free_port
-from tests.brokers.test_bridge_pipeline import metric, readings, running, seqs, wait_ready
+from tests.bridgetools import metric, readings, running, seqs, wait_ready
 from tests.kafkatools import Record, consume_all
 from tests.mqtttools import publish
 

@@ -18,9 +18,8 @@ import pytest
 from bridge.settings import BridgeSettings
 from iotml.core import headers as h
 from iotml.stack import MosquittoBroker
-from tests.brokers.test_bridge_pipeline import (
+from tests.bridgetools import (
     kill_9_mid_stream_and_restart,
-    make_settings,
     metric,
     readings,
     running,
@@ -30,7 +29,6 @@ from tests.kafkatools import consume_all, end_offsets
 from tests.mqtttools import publish
 
 pytestmark = pytest.mark.brokers
-__all__ = ["make_settings"]  # the fixture, shared with the pipeline tests
 
 DEVICES = 20
 

@@ -14,12 +14,11 @@ from bridge.simulate import Simulator
 from iotml.core import headers as h
 from iotml.core.eventtime import now_ms
 from iotml.stack import MosquittoBroker
-from tests.brokers.test_bridge_pipeline import make_settings, metric, readings, running, seqs
+from tests.bridgetools import metric, readings, running, seqs
 from tests.kafkatools import consume_all
 from tests.mqtttools import publish
 
 pytestmark = pytest.mark.brokers
-__all__ = ["make_settings"]  # the fixture, shared with the pipeline tests
 
 
 def test_replayed_nab_series_reaches_kafka_stamped_with_the_wall_clock(

@@ -4,15 +4,35 @@ reason, every good one processed, the processor never stops."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
 
 from iotml.core import headers as h
-from tests import hostile
-from tests.brokers.test_processor_stream import now_ms, preds, synthetic, wait_for
+from tests import hostile, valid_inputs
+from tests.processortools import now_ms, preds, synthetic, wait_for
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
+
+
+_EPOCH_MS = re.compile(rb"(?<![0-9])1[0-9]{12}(?![0-9])")
+
+
+def shifted(entry: hostile.Hostile, now: int) -> hostile.Hostile:
+    """``entry`` as if the corpus were written at ``now`` instead of :data:`tests.hostile.NOW`: every
+    epoch-ms time within a year of NOW moves by ``now - NOW`` (for the real brokers, whose
+    clocks say now)."""
+
+    def move(m: re.Match[bytes]) -> bytes:
+        value = int(m.group())
+        return (
+            b"%d" % (value + now - hostile.NOW)
+            if abs(value - hostile.NOW) < 366 * hostile.DAY_MS
+            else m.group()
+        )
+
+    return entry._replace(payload=_EPOCH_MS.sub(move, entry.payload))
 
 
 def test_every_hostile_record_is_dead_lettered_with_its_reason_and_the_rest_flows(
@@ -31,13 +51,13 @@ def test_every_hostile_record_is_dead_lettered_with_its_reason_and_the_rest_flow
     now = now_ms()
     # records larger than Kafka carries never reach the processor (the producer refuses them)
     bad = [
-        hostile.shifted(e, now)
+        shifted(e, now)
         for e in hostile.CORPUS
         if e.processor is not None and len(e.payload) < 1_000_000
     ]
     # valid shapes, one per device (a second, older one of a device would be late)
     first: dict[str, bytes] = {}
-    for rec in hostile.valid_records(8, now):
+    for rec in valid_inputs.valid_records(8, now):
         first.setdefault(json.loads(rec)["device_id"], rec)
     good = list(first.values())
     n_good = len(good)

@@ -31,11 +31,12 @@ from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir
 from models import Registry
 from models.replay import run as batch_run
-from tests.brokers.test_bridge_pipeline import running, seqs
-from tests.brokers.test_processor_stream import ProcessorProc, preds, wait_for, window_keys
+from tests.bridgetools import running, seqs
+from tests.brokers.conftest import ProcessorProc
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
 from tests.mqtttools import publish
+from tests.processortools import preds, wait_for, window_keys
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 

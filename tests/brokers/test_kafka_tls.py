@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from iotml.stack import KafkaBroker
 from iotml.stack.procs import free_port
 from iotml.stack.settings import default_cache_dir
-from tests.brokers.test_bridge_security import make_pki
+from tests.tlstools import make_pki
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from iotml.core.records import Reading
-from tests.brokers.test_processor_stream import (
+from tests.kafkatools import consume_all
+from tests.processortools import (
     alerts_of,
     now_ms,
     preds,
@@ -13,7 +14,6 @@ from tests.brokers.test_processor_stream import (
     synthetic,
     wait_for,
 )
-from tests.kafkatools import consume_all
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 

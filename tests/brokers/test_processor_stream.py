@@ -6,103 +6,35 @@ tests), stamped close to now so they are inside the accepted event-time range.
 
 from __future__ import annotations
 
-import csv
-import json
-import signal
-import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from iotml.core import headers as h
 from iotml.core.evaluations import Evaluation
-from iotml.core.records import Alert, Prediction, Reading
+from iotml.core.records import Reading
 from models import Registry
 from models.evaluation import evaluate
 from models.replay import run as batch_run
-from tests.brokers.conftest import ProcessorProc
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
+from tests.processortools import (
+    FIVE_MIN,
+    alerts_of,
+    fleet,
+    nab_series,
+    now_ms,
+    points,
+    preds,
+    send,
+    synthetic,
+    wait_for,
+    window_keys,
+)
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-FIVE_MIN = 300_000
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def nab_series(path: Path, days: int = 3) -> list[float]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    per_day = 288
-    return [float(r["value"]) for r in rows[-days * per_day :]]
-
-
-def fleet(
-    values: list[float], devices: int, end_ts: int, step: int = FIVE_MIN, offset: float = 0.5
-) -> list[Reading]:
-    """Readings for ``devices`` devices, interleaved in event-time order, the last at
-    ``end_ts``. Device i reads the series plus ``i * offset``."""
-    start = end_ts - (len(values) - 1) * step
-    return [
-        Reading(f"dev-{d}", start + i * step, {"temperature": v + d * offset})
-        for i, v in enumerate(values)
-        for d in range(devices)
-    ]
-
-
-def send(conf: dict[str, Any], topic: str, readings: list[Reading]) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer({**conf, "acks": "all", "linger.ms": 5})
-    for r in readings:
-        producer.produce(topic, r.to_json(), r.device_id.encode(), timestamp=r.ts)
-    assert producer.flush(60) == 0
-
-
-def points(readings: list[Reading]) -> list[tuple[str, int, float]]:
-    return [(r.device_id, r.ts, float(r.metrics["temperature"])) for r in readings]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def wait_for(
-    conf: dict[str, Any],
-    topic: str,
-    done: Callable[[list[Record]], bool],
-    timeout: float,
-    proc: ProcessorProc | None = None,
-) -> list[Record]:
-    deadline = time.monotonic() + timeout
-    records: list[Record] = []
-    while time.monotonic() < deadline:
-        records = consume_all(conf, topic, timeout=5, idle=0.3)
-        if done(records):
-            return records
-        if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
-            raise AssertionError(f"processor exited:\n{proc.text()[-3000:]}")
-        time.sleep(0.5)
-    log = proc.text()[-3000:] if proc else ""
-    raise AssertionError(f"timed out on {topic}: {len(records)} records\n{log}")
-
-
-def preds(records: list[Record]) -> list[Prediction]:
-    return [Prediction.from_json(r.value or b"") for r in records]
-
-
-def alerts_of(records: list[Record]) -> list[Alert]:
-    return [Alert.from_json(r.value or b"") for r in records]
-
-
-def window_keys(predictions: list[Prediction]) -> Counter[tuple[str, int]]:
-    return Counter((p.device_id, p.window_start) for p in predictions)
 
 
 # -- end to end and stream-batch parity --------------------------------------------------
@@ -201,16 +133,7 @@ def test_nab_fleet_gives_one_prediction_per_closed_window_equal_to_the_batch_pat
     assert live_persistence == pytest.approx(report["persistence_mae"], abs=1e-5)
 
 
-# -- quiet devices, heartbeats, restart after downtime ------------------------------------
-
-
-def synthetic(devices: list[str], start: int, seconds: int, base: float = 20.0) -> list[Reading]:
-    """1 s readings, interleaved in event-time order."""
-    return [
-        Reading(dev, start + i * 1000, {"temperature": base + d + (i % 17) * 0.1})
-        for i in range(seconds)
-        for d, dev in enumerate(devices)
-    ]
+# -- quiet devices, restart after downtime -------------------------------------------------
 
 
 def test_quiet_device_closes_its_last_window_goes_silent_and_clears_when_back(
@@ -301,134 +224,3 @@ def test_restart_after_ten_minutes_of_downtime_does_not_dead_letter_the_backlog(
     assert window_keys(preds(got)) == window_keys(expected)
     dlq = consume_all(kafka_conf, pipeline_topics["topic_processor_dlq"], timeout=5)
     assert [r.headers.get(h.ERROR_REASON) for r in dlq] == []
-
-
-# -- hot model reload ---------------------------------------------------------------------
-
-
-def corrupt_copy(registry: Path, name: str, version: str) -> str:
-    """A new version whose manifest is fine but whose Keras file is garbage."""
-    import shutil
-
-    reg = Registry(registry)
-    src = reg.path(name, version)
-
-    def build(tmp: Path) -> dict[str, Any]:
-        for f in src.iterdir():
-            if f.name != "manifest.json":
-                shutil.copy(f, tmp / f.name)
-        (tmp / "model.keras").write_bytes(b"not a keras file")
-        manifest = json.loads((src / "manifest.json").read_text())
-        return {k: v for k, v in manifest.items() if k not in ("version",)}
-
-    return reg.publish(name, build)
-
-
-def test_new_version_rollback_and_refused_versions_while_running(
-    kafka_conf, pipeline_topics, processors, unique, tiny_registry, tmp_path
-):
-    devices = [f"dev-{i}" for i in range(4)]
-    start = (now_ms() - 1_800_000) // 60_000 * 60_000
-    reg = Registry(tiny_registry)
-    proc = processors(
-        model_registry=tiny_registry,
-        model_name="tiny",
-        consumer_group=unique("g"),
-        heartbeat_interval="0s",
-        **pipeline_topics,
-    )
-    topic = pipeline_topics["topic_predictions"]
-
-    def phase(n: int, expect_version: str) -> None:
-        # each phase is 60 s of event time; its windows close during the next phase
-        send(
-            kafka_conf,
-            pipeline_topics["topic_readings"],
-            synthetic(devices, start + n * 60_000, 60),
-        )
-
-        def has_version(records: list[Record]) -> bool:
-            return any(
-                p.model_version == expect_version and p.window_start >= start + n * 60_000
-                for p in preds(records)
-            )
-
-        wait_for(kafka_conf, topic, has_version, 60, proc)
-
-    phase(0, "v0001")
-    phase(1, "v0001")
-    v2 = train_tiny_artifact(tiny_registry, name="tiny", window="10s", horizon="20s", seed=7)
-    time.sleep(3)
-    phase(2, v2)
-    reg.promote("tiny", "v0001")  # rollback
-    time.sleep(3)
-    phase(3, "v0001")
-    broken = corrupt_copy(tiny_registry, "tiny", "v0001")
-    other = train_tiny_artifact(tiny_registry, name="tiny", window="20s", horizon="40s")
-    reg.promote("tiny", broken)
-    time.sleep(3)
-    reg.promote("tiny", other)
-    time.sleep(3)
-    phase(4, "v0001")
-    phase(5, "v0001")
-    assert proc.proc is not None and proc.proc.poll() is None
-    assert proc.stop() == 0
-    log = proc.text()
-    assert f"{broken} refused: cannot be loaded" in log
-    assert f"{other} refused: is incompatible" in log and "Restart the processor" in log
-    versions = {p.model_version for p in preds(consume_all(kafka_conf, topic, timeout=5))}
-    assert versions == {"v0001", v2}
-
-
-# -- two replicas, kill -9 of one ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
-def test_two_replicas_survive_kill_9_of_one(
-    kafka_conf, pipeline_topics, processors, unique, tiny_registry, guarantee
-):
-    import threading
-
-    devices = [f"dev-{i}" for i in range(16)]
-    start = (now_ms() - 3_600_000) // 10_000 * 10_000
-    readings = synthetic(devices, start, 240)
-    artifact = Registry(tiny_registry).load("tiny")
-    expected = window_keys(batch_run(points(readings), artifact).predictions)
-    settings = dict(
-        model_registry=tiny_registry,
-        model_name="tiny",
-        consumer_group=unique("g"),
-        processing_guarantee=guarantee,
-        session_timeout="6s",
-        transaction_timeout="10s",
-        heartbeat_interval="0s",
-        **pipeline_topics,
-    )
-    a = processors("a", **settings)
-    b = processors("b", **settings)
-    chunks = [readings[i : i + 320] for i in range(0, len(readings), 320)]
-
-    def feed() -> None:  # ~12 s of input, so the kill lands mid-stream
-        for chunk in chunks:
-            send(kafka_conf, pipeline_topics["topic_readings"], chunk)
-            time.sleep(12 / len(chunks))
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    time.sleep(6)
-    assert a.stop(signal.SIGKILL) == -signal.SIGKILL
-    feeder.join()
-    got = wait_for(
-        kafka_conf,
-        pipeline_topics["topic_predictions"],
-        lambda r: set(window_keys(preds(r))) >= set(expected),
-        120,
-        b,
-    )
-    time.sleep(2)
-    got = consume_all(kafka_conf, pipeline_topics["topic_predictions"], timeout=10)
-    assert b.stop() == 0
-    counts = window_keys(preds(got))
-    assert set(counts) == set(expected), "every window of every device is there"
-    if guarantee == "exactly-once":
-        assert max(counts.values()) == 1, "each window exactly once"

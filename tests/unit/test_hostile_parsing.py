@@ -23,7 +23,7 @@ from iotml.core.identifiers import check_device_id
 from iotml.core.records import REASONS as RECORD_REASONS
 from iotml.core.records import Reading
 from iotml.core.schemas import schema
-from tests import hostile
+from tests import hostile, valid_inputs
 
 PROCESSOR_REASONS = (*RECORD_REASONS, "ts_too_old", "ts_in_future")
 RANGE = EventTimeRange()
@@ -87,20 +87,20 @@ def test_processor_refuses_hostile_record_with_its_reason(entry, parser):
 
 
 def test_valid_payloads_are_accepted_by_the_bridge(parser):
-    payloads = hostile.valid_payloads()
+    payloads = valid_inputs.valid_payloads()
     assert len({p for _, p in payloads}) >= 10
     for topic, payload in payloads:
         assert at_bridge(topic, payload) is None, payload[:80]
 
 
 def test_valid_records_are_accepted_by_the_processor(parser):
-    for value in hostile.valid_records():
+    for value in valid_inputs.valid_records():
         assert at_processor(value) is None, value[:80]
 
 
 def test_hostile_and_valid_input_mixed_keep_their_own_verdicts(parser):
     stream = [(e.topic, e.payload, e.bridge) for e in AT_BRIDGE]
-    stream += [(t, p, None) for t, p in hostile.valid_payloads()]
+    stream += [(t, p, None) for t, p in valid_inputs.valid_payloads()]
     random.Random(7).shuffle(stream)
     verdicts = [at_bridge(t, p) for t, p, _ in stream]
     assert [v.reason if v else None for v in verdicts] == [r for _, _, r in stream]
@@ -108,7 +108,7 @@ def test_hostile_and_valid_input_mixed_keep_their_own_verdicts(parser):
 
 def test_mutated_payloads_raise_nothing_but_record_errors(parser):
     rng = random.Random(11)
-    seeds = [p for _, p in hostile.valid_payloads()] + hostile.valid_records()
+    seeds = [p for _, p in valid_inputs.valid_payloads()] + valid_inputs.valid_records()
     for _ in range(3000):
         data = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 4)):
