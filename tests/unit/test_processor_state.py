@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import numpy as np
 
 from models import AlertParams, FeatureSpec, add_reading, new_state
 from processor.model import ActiveModel
 from processor.state import StateCache
+from tests.unit.test_processor_core import DictState
 
 T0 = 1_700_000_000_000
 SPEC = FeatureSpec(metric="temp", window_ms=10_000, k=1, horizon_ms=20_000, min_count=1)
@@ -18,20 +16,6 @@ SPEC = FeatureSpec(metric="temp", window_ms=10_000, k=1, horizon_ms=20_000, min_
 class Zero:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.zeros(len(X))
-
-
-class DictState:
-    def __init__(self) -> None:
-        self.data: dict[Any, Any] = {}
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        return json.loads(self.data[key]) if key in self.data else default
-
-    def set(self, key: Any, value: Any) -> None:
-        self.data[key] = json.dumps(value)
-
-    def delete(self, key: Any) -> None:
-        self.data.pop(key, None)
 
 
 def model(spec: FeatureSpec = SPEC) -> ActiveModel:
