@@ -1,19 +1,40 @@
 # One Dockerfile, two images from the same code and CLI:
-#   --target slim : bridge, simulator, topics (no TensorFlow; ~10x smaller)
-#   --target full : processor, trainer, batch, archive (TensorFlow CPU)
-# The NAB data in ../shared is never copied in (see .dockerignore).
+#   --target slim : iotml-slim — bridge, simulator, topic admin (no TensorFlow)
+#   --target full : iotml      — processor, trainer, batch, archive (TensorFlow CPU)
+# Behind a TLS-intercepting proxy, pass its CA certificates (PEM text) for the build only:
+#   docker compose build --build-arg EXTRA_CA_CERTS="$(cat corp-ca.pem)"
+# The build context holds only what .dockerignore lets in: pyproject.toml, README.md, the
+# four packages and the pip wrapper (deploy/docker/pip-ca).
+
+# The project as a wheel, built apart so that the images get no source tree or build files.
+FROM python:3.11-slim AS wheel
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+ARG EXTRA_CA_CERTS=""
+COPY deploy/docker/pip-ca /usr/local/bin/
+COPY pyproject.toml README.md /src/
+COPY iotml /src/iotml
+COPY bridge /src/bridge
+COPY processor /src/processor
+COPY models /src/models
+RUN pip-ca wheel --quiet --no-deps --wheel-dir /wheels /src
+
 FROM python:3.11-slim AS base
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+COPY deploy/docker/pip-ca /usr/local/bin/
 RUN useradd --create-home --uid 10001 iotml
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY iotml ./iotml
-COPY bridge ./bridge
-COPY processor ./processor
-COPY models ./models
+# The dependencies are installed from pyproject.toml alone (an empty package stands in for
+# the code), so a change to the code rebuilds only the small layer of the wheel.
+COPY pyproject.toml /tmp/deps/
+WORKDIR /tmp/deps
+RUN mkdir iotml && touch iotml/__init__.py README.md
 
 FROM base AS slim
-RUN pip install ".[bridge]"
+ARG EXTRA_CA_CERTS=""
+RUN pip-ca install --quiet ".[bridge]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
+WORKDIR /home/iotml
 USER iotml
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
@@ -22,9 +43,15 @@ ENTRYPOINT ["iotml"]
 CMD ["--help"]
 
 FROM base AS full
-RUN pip install ".[bridge,processor,plot]"
+ARG EXTRA_CA_CERTS=""
+RUN pip-ca install --quiet ".[bridge,processor,plot]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN mkdir -p /models /state && chown iotml:iotml /models /state
+WORKDIR /home/iotml
 USER iotml
+# Matplotlib builds its font cache on first import; build it once here, not in every replica.
+RUN python -c "import matplotlib.font_manager"
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
