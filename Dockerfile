@@ -1,6 +1,7 @@
-# One Dockerfile, two images from the same code and CLI:
-#   --target slim : iotml-slim — bridge, simulator, topic admin (no TensorFlow)
-#   --target full : iotml      — processor, trainer, batch, archive (TensorFlow CPU)
+# One Dockerfile, three images from the same code and CLI:
+#   --target slim      : iotml-slim      — bridge, simulator, topic admin (no TensorFlow)
+#   --target processor : iotml-processor — the stream processor (NumPy inference, no TensorFlow)
+#   --target full      : iotml           — trainer, evaluate, batch, archive (TensorFlow CPU)
 # Behind a TLS-intercepting proxy, pass its CA certificates (PEM text) for the build only:
 #   docker compose build --build-arg EXTRA_CA_CERTS="$(cat corp-ca.pem)"
 # The build context holds only what .dockerignore lets in: pyproject.toml, README.md, the
@@ -34,6 +35,20 @@ ARG EXTRA_CA_CERTS=""
 RUN pip-ca install --quiet ".[bridge]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
+WORKDIR /home/iotml
+USER iotml
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
+ENTRYPOINT ["iotml"]
+CMD ["--help"]
+
+FROM base AS processor
+ARG EXTRA_CA_CERTS=""
+RUN pip-ca install --quiet ".[processor]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
+RUN mkdir -p /models /state && chown iotml:iotml /models /state
 WORKDIR /home/iotml
 USER iotml
 EXPOSE 8000
