@@ -59,7 +59,7 @@ CMD ["--help"]
 
 FROM base AS full
 ARG EXTRA_CA_CERTS=""
-RUN pip-ca install --quiet ".[bridge,processor,plot]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+RUN pip-ca install --quiet ".[bridge,models,processor,plot]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN mkdir -p /models /state && chown iotml:iotml /models /state
