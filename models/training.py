@@ -171,6 +171,7 @@ def train(
     def build(directory: Path) -> dict[str, Any]:
         model.save(directory / MODEL_FILE)
         save_scaler(directory, mean, scale, target_scale)
+        forecaster.save_dense(directory)  # the processor then runs without TensorFlow
         return manifest
 
     version = registry.publish(name, build, promote=promote)
