@@ -159,6 +159,13 @@ class BulkClient(mqtt.Client):
         self._rbuf, self._rpos = b"", 0
         return super().reconnect()
 
+    def set_max_inflight(self, limit: int) -> None:
+        """Keep at most ``limit`` outgoing QoS 1/2 messages in flight, also while connected:
+        paho ignores the broker's MQTT 5 Receive Maximum and refuses to change its own limit
+        on an open connection. Messages over the limit wait in paho's queue."""
+        with self._out_message_mutex:
+            self._max_inflight_messages = max(1, limit)
+
     def ack_many(self, mids: list[int]) -> None:
         """Acknowledge QoS 1 messages, in the order given (the order they arrived)."""
         if mids and self._sock is not None:
