@@ -41,6 +41,12 @@ def _simulate() -> click.Command:
     return simulate
 
 
+def _egress() -> click.Command:
+    from bridge.egress.cli import egress
+
+    return egress
+
+
 def _processor() -> click.Command:
     from processor.cli import processor
 
@@ -77,6 +83,12 @@ def _archive() -> click.Command:
     return archive
 
 
+def _retrain() -> click.Command:
+    from models.cli import retrain
+
+    return retrain
+
+
 def _demo() -> click.Command:
     from iotml.demo import demo
 
@@ -95,12 +107,14 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "topics": _topics,
     "bridge": _bridge,
     "simulate": _simulate,
+    "egress": _egress,
     "processor": _processor,
     "train": _train,
     "evaluate": _evaluate,
     "models": _models,
     "batch": _batch,
     "archive": _archive,
+    "retrain": _retrain,
     "demo": _demo,
     "config-reference": _config_reference,
 }
@@ -113,12 +127,14 @@ PACKAGES = ("bridge", "processor", "models")
 EXTRAS: dict[str, str] = {
     "bridge": "bridge",
     "simulate": "bridge",
+    "egress": "bridge",
     "processor": "processor",
     "train": "models",
     "evaluate": "models",
     "models": "models",
     "batch": "models",
     "archive": "models",
+    "retrain": "models",
     "demo": "all",
 }
 
@@ -162,7 +178,8 @@ def cli() -> None:
 
     Sensors publish over MQTT; `iotml bridge` republishes them into Kafka; `iotml processor`
     windows them per device, runs the Keras model and writes predictions and alerts;
-    `iotml train`/`evaluate`/`batch` are the batch path. Every option can also be set by
+    `iotml train`/`evaluate`/`batch` are the batch path; `iotml retrain` closes the model
+    loop (drift, champion and challenger). Every option can also be set by
     the IOTML_* environment variable named in its help (flag > environment > default).
     """
 

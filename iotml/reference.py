@@ -18,10 +18,12 @@ def _settings_classes() -> Iterator[tuple[str, type[BaseSettings]]]:
     yield "iotml stack", StackSettings
     yield "iotml topics", TopicsSettings
     try:
+        from bridge.egress.settings import EgressSettings
         from bridge.settings import BridgeSettings, SimulatorSettings
 
         yield "iotml bridge", BridgeSettings
         yield "iotml simulate", SimulatorSettings
+        yield "iotml egress", EgressSettings
     except ModuleNotFoundError:
         pass
     try:
@@ -36,6 +38,7 @@ def _settings_classes() -> Iterator[tuple[str, type[BaseSettings]]]:
             BatchSettings,
             EvaluateSettings,
             RegistrySettings,
+            RetrainSettings,
             TrainSettings,
         )
 
@@ -44,6 +47,7 @@ def _settings_classes() -> Iterator[tuple[str, type[BaseSettings]]]:
         yield "iotml models", RegistrySettings
         yield "iotml batch", BatchSettings
         yield "iotml archive", ArchiveSettings
+        yield "iotml retrain", RetrainSettings
     except ModuleNotFoundError:
         pass
     from iotml.demo import DemoSettings

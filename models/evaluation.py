@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from iotml.core.durations import parse_duration_ms
 from iotml.core.records import Alert
 from models.errors import DataError
 from models.registry import Artifact
@@ -54,9 +57,25 @@ def _ms(text: str) -> int:
     return int(stamp.value // 1_000_000)
 
 
-def parse_time(text: str) -> int:
-    """Epoch ms from ``"2014-01-20 12:00"`` (UTC unless an offset is given) or digits."""
-    return int(text) if text.strip().isdigit() else _ms(text)
+_AGE = re.compile(r"^\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*$")
+
+
+def parse_time(text: str, now_ms: int | None = None) -> int:
+    """Epoch ms from a date-time (``"2014-01-20 12:00"``, UTC unless an offset is given),
+    epoch-ms digits, ``now``, or an age with a unit: ``"14d"`` is 14 days before
+    ``now_ms`` (default: the wall clock)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text == "now" or _AGE.match(text):
+        now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        return now if text == "now" else now - parse_duration_ms(text)
+    try:
+        return _ms(text)
+    except ValueError:
+        raise DataError(
+            f"not a time: {text!r} (an ISO date-time, epoch ms, 'now' or an age such as 14d)"
+        ) from None
 
 
 def load_labels(

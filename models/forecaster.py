@@ -16,6 +16,7 @@ TensorFlow, and a TensorFlow-free installation says so.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,7 @@ def _load_dense(path: Path) -> list[tuple[np.ndarray, np.ndarray, str]]:
                     raise ValueError(f"unknown activation {act!r}")
                 kernel = np.asarray(npz[f"kernel_{i}"], dtype=np.float32)
                 layers.append((kernel, np.asarray(npz[f"bias_{i}"], dtype=np.float32), act))
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise UnreadableArtifact.from_error(path, exc) from exc
     if not layers:
         raise UnreadableArtifact.from_error(path, ValueError("no layers"))

@@ -1,9 +1,11 @@
 """The model registry: ``<root>/<name>/<version>/`` directories and a ``LATEST`` pointer.
 
 A version directory holds ``manifest.json`` (feature spec, alert parameters, training data
-range, validation metrics, library versions), ``model.keras`` and ``scaler.json``. Versions
-are ``v0001``, ``v0002``...; a version is written in a temporary directory and renamed into
-place, and ``LATEST`` is replaced atomically, so a reader never sees half a version.
+range, validation metrics and skill, library versions), ``model.keras`` and ``scaler.json``.
+Versions are ``v0001``, ``v0002``...; a version is written in a temporary directory and
+renamed into place, and ``LATEST`` is replaced atomically, so a reader never sees half a
+version. ``<root>/<name>/decisions/`` keeps one JSON record per ``iotml retrain`` decision
+(champion, challenger, scores, promoted or not and why), also written atomically.
 This module does not import TensorFlow; :meth:`Registry.load` does, to build the forecaster.
 """
 
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
+DECISIONS = "decisions"
 MANIFEST_FORMAT = 1
 _VERSION = re.compile(r"^v(\d{4,})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -88,6 +92,29 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def skill(mae: float, persistence_mae: float) -> float | None:
+    """``1 - mae / persistence_mae``: the share of the "no change" forecast's error a model
+    removes (0: no better than persistence; negative: worse). ``None`` when persistence is
+    perfect (the ratio is undefined)."""
+    if not persistence_mae > 0:
+        return None
+    return 1.0 - mae / persistence_mae
+
+
+def validation_skill(manifest: Mapping[str, Any]) -> float | None:
+    """The skill a version had on its validation data at training: stored since manifests
+    carry ``validation.val_skill``, computed from ``val_mae``/``val_persistence_mae`` for
+    older ones; ``None`` when neither is there."""
+    val = manifest.get("validation") or {}
+    stored = val.get("val_skill")
+    if isinstance(stored, int | float) and not isinstance(stored, bool):
+        return float(stored)
+    mae, persistence = val.get("val_mae"), val.get("val_persistence_mae")
+    if isinstance(mae, int | float) and isinstance(persistence, int | float):
+        return skill(float(mae), float(persistence))
+    return None
 
 
 def parse_manifest(obj: Mapping[str, Any]) -> tuple[FeatureSpec, AlertParams]:
@@ -208,6 +235,36 @@ class Registry:
         if promote:
             self.promote(name, version)
         return version
+
+    def record_decision(self, name: str, record: Mapping[str, Any]) -> Path:
+        """Write one retrain decision as ``<name>/decisions/<UTC time>-<id>.json``
+        (atomically; names sort in time order). Returns its path."""
+        base = self.root / _check_name(name) / DECISIONS
+        base.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
+        path = base / f"{stamp}-{uuid.uuid4().hex[:8]}.json"
+        _write_atomic(path, json.dumps(dict(record), indent=2, sort_keys=True))
+        return path
+
+    def decisions(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The retrain decisions of ``name``, newest first (at most ``limit``); a record
+        that cannot be read is skipped."""
+        base = self.root / _check_name(name) / DECISIONS
+        if not base.is_dir():
+            return []
+        files = sorted((p for p in base.glob("*.json") if p.is_file()), reverse=True)
+        out: list[dict[str, Any]] = []
+        for file in files:
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                obj = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(obj, dict):
+                out.append({**obj, "file": file.name})
+        return out
 
     def _resolve(self, name: str, version: str | None) -> str:
         if version in (None, "", "latest"):

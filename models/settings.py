@@ -1,21 +1,53 @@
-"""Settings of ``iotml train``, ``iotml batch`` and ``iotml archive``."""
+"""Settings of ``iotml train``, ``evaluate``, ``models``, ``batch``, ``archive`` and
+``retrain``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, field_validator
 
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.settings import (
     DurationMs,
     GraceSetting,
+    HttpSettings,
     KafkaSettings,
     ModelLocation,
     StrList,
 )
-from iotml.core.topics import OutputTopics, ReadingsTopic
+from iotml.core.topics import EvaluationsTopic, ModelEventsTopic, OutputTopics, ReadingsTopic
+
+TIME_HELP = (
+    "An ISO date-time (UTC unless it has an offset), epoch ms, or an age such as 14d "
+    "(now - 14 days)."
+)
+
+
+def parse_holdout(text: str) -> tuple[float | None, int | None]:
+    """``"25%"`` -> ``(0.25, None)``; ``"2h"`` -> ``(None, 7_200_000)``."""
+    text = text.strip()
+    if text.endswith("%"):
+        share = float(text[:-1]) / 100
+        if not 0 < share < 1:
+            raise ValueError(f"holdout {text!r}: a percentage must be between 0 and 100")
+        return share, None
+    ms = D(text)
+    if ms <= 0:
+        raise ValueError(f"holdout {text!r} must be positive")
+    return None, ms
+
+
+def _share(value: object) -> object:
+    """``"2%"`` -> 0.02; anything else is left to pydantic (a plain fraction)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return float(value.strip()[:-1]) / 100
+    return value
+
+
+#: A fraction given as 0.02 or as "2%".
+Share = Annotated[float, BeforeValidator(_share)]
 
 
 class TrainSettings(KafkaSettings, ModelLocation):
@@ -106,9 +138,7 @@ class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, OutputTopics):
         "Parquet archive directory (`iotml archive`).",
     )
     model_version: str | None = Field(None, description="Model version (default: LATEST).")
-    start: str | None = Field(
-        None, description="Only readings at/after this time (ISO date-time UTC or epoch ms)."
-    )
+    start: str | None = Field(None, description="Only readings at/after this time. " + TIME_HELP)
     end: str | None = Field(None, description="Only readings before this time.")
     output: Path = Field(
         Path("batch-view"),
@@ -151,3 +181,73 @@ class EvaluateSettings(KafkaSettings, ModelLocation, GraceSetting):
 
 class RegistrySettings(ModelLocation):
     """``iotml models ...``: the registry (and, where a command takes one, the name)."""
+
+
+class RetrainSettings(
+    KafkaSettings, ModelLocation, GraceSetting, HttpSettings, EvaluationsTopic, ModelEventsTopic
+):
+    """``iotml retrain``: train a challenger on recent history and promote it only when it
+    beats the champion (LATEST) on the same held-out period."""
+
+    input: str = Field(
+        "kafka://readings",
+        description="Recent history: kafka://<topic> or a Parquet archive directory.",
+    )
+    start: str | None = Field(
+        "14d", description="Train and evaluate on readings from this time on. " + TIME_HELP
+    )
+    end: str | None = Field(None, description="... and before this time (default: all).")
+    holdout: str = Field(
+        "25%",
+        description="The most recent part of the data, held out to score champion and "
+        "challenger: a share (25%) or a duration (2d).",
+    )
+    min_improvement: Share = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="Promote only when the challenger's MAE on the held-out period is lower "
+        "than the champion's by at least this share (2% or 0.02) and it opens no more "
+        "alerts per device-day.",
+    )
+    metric: str | None = Field(
+        None,
+        description="Metric of the challenger (default: the champion's; another one is "
+        "never promoted, as running processors cannot swap it in).",
+    )
+    epochs: int = Field(200, ge=1, description="Maximum epochs of the challenger.")
+    patience: int = Field(15, ge=1, description="Early stopping: epochs without improvement.")
+    batch_size: int = Field(64, ge=1, description="Mini-batch size.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(42, description="Random seed.")
+    threads: int = Field(2, ge=1, description="TensorFlow threads.")
+    every: DurationMs = Field(
+        D("0s"),
+        description="Keep running as a service and retrain every this much wall time "
+        "(0: retrain once and exit, unless --on-drift).",
+    )
+    on_drift: bool = Field(
+        False,
+        description="Keep running as a service: detect drift on the evaluations topic, "
+        "write model_degraded events to the model-events topic and retrain when one opens.",
+    )
+    drift_period: DurationMs = Field(
+        D("10m"),
+        description="Event time the live skill is computed over, and for which it must stay "
+        "below (or back above) the threshold before model_degraded opens (or clears).",
+    )
+    drift_margin: float = Field(
+        0.1,
+        ge=0,
+        description="model_degraded opens when the live skill stays below the version's "
+        "validation skill minus this margin.",
+    )
+    drift_min_scored: int = Field(
+        50, ge=1, description="Scored forecasts needed in the period before deciding."
+    )
+
+    @field_validator("holdout")
+    @classmethod
+    def _check_holdout(cls, value: str) -> str:
+        parse_holdout(value)
+        return value

@@ -16,7 +16,7 @@ from models.alerts import AlertParams
 from models.errors import DataError
 from models.features import FeatureSpec
 from models.forecaster import MODEL_FILE, Forecaster, save_scaler, tf_threads
-from models.registry import Registry
+from models.registry import Registry, skill
 from models.replay import Point, training_examples, window_series
 from models.thresholds import AlertRule, learn_alert_params
 
@@ -140,6 +140,9 @@ def train(
         "val_n": int(val_idx.sum()),
         "train_n": int(train_idx.sum()),
     }
+    val_skill = skill(metrics["val_mae"], metrics["val_persistence_mae"])
+    if val_skill is not None:
+        metrics["val_skill"] = val_skill  # what drift detection compares the live skill to
     values = np.asarray([p[2] for p in points], dtype=np.float64)
     params = learn_alert_params(values, residual, val_forecast, spec, config.rule, config.overrides)
 

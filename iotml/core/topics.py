@@ -41,15 +41,30 @@ class OutputTopics(ServiceSettings):
     topic_alerts: str = Field("alerts", description="Alert open/cleared events.")
 
 
-class ProcessorTopics(ReadingsTopic, OutputTopics):
-    """The topics the processor reads and writes."""
+class EvaluationsTopic(ServiceSettings):
+    """Scored forecasts (the processor writes them; drift detection reads them)."""
 
-    topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
     topic_evaluations: str = Field(
         "evaluations",
         description="Every forecast scored against its actual and persistence when its "
         "target window closes (the numbers of `iotml evaluate`).",
     )
+
+
+class ModelEventsTopic(ServiceSettings):
+    """Events of a model as a whole (``model_degraded``), key = model name."""
+
+    topic_model_events: str = Field(
+        "model-events",
+        description="Model events (model_degraded open/cleared), key = model name; "
+        "written by `iotml retrain --on-drift`.",
+    )
+
+
+class ProcessorTopics(EvaluationsTopic, ReadingsTopic, OutputTopics):
+    """The topics the processor reads and writes."""
+
+    topic_processor_dlq: str = Field("processor-dlq", description="Processor dead-letter topic.")
     topic_alert_state: str = Field(
         "alert-state",
         description="Compacted: the latest alert event per device and type (key "
@@ -57,7 +72,7 @@ class ProcessorTopics(ReadingsTopic, OutputTopics):
     )
 
 
-class TopicNames(BridgeTopics, ProcessorTopics):
+class TopicNames(ModelEventsTopic, BridgeTopics, ProcessorTopics):
     """Every topic name, so that one variable renames a topic everywhere."""
 
 
@@ -108,6 +123,7 @@ def topic_specs(s: TopicLayout) -> list[TopicSpec]:
         TopicSpec(s.topic_alerts, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_evaluations, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_processor_dlq, 1, s.dlq_retention, rf),
+        TopicSpec(s.topic_model_events, 1, s.output_retention, rf),
         TopicSpec(
             s.topic_alert_state,
             s.output_partitions,

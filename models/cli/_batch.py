@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -30,8 +31,9 @@ def batch(**kwargs: Any) -> None:
     from models.sources import load_points
 
     reg = Registry(s.model_registry)
-    start = parse_time(s.start) if s.start else None
-    end = parse_time(s.end) if s.end else None
+    now = time.time_ns() // 1_000_000  # one "now" for relative --start and --end
+    start = parse_time(s.start, now) if s.start else None
+    end = parse_time(s.end, now) if s.end else None
     if s.retrain:
         from models.training import TrainConfig
         from models.training import train as run_training

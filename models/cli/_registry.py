@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from iotml.core.options import build_settings, settings_options
-from models.registry import Registry
+from models.registry import Registry, validation_skill
 from models.settings import RegistrySettings
 
 
@@ -40,6 +40,7 @@ def list_models(as_json: bool, **kwargs: Any) -> None:
                     "latest": version == latest,
                     "created": m.get("created"),
                     "val_mae": (m.get("validation") or {}).get("val_mae"),
+                    "val_skill": validation_skill(m),
                     "source": (m.get("training") or {}).get("source"),
                 }
             )
@@ -51,17 +52,37 @@ def list_models(as_json: bool, **kwargs: Any) -> None:
     for r in rows:
         mark = "*" if r["latest"] else " "
         mae = "" if r["val_mae"] is None else f"val_mae {r['val_mae']:.4f}"
-        click.echo(f"{mark} {r['name']} {r['version']}  {r['created']}  {mae}  {r['source']}")
+        skill = "" if r["val_skill"] is None else f"skill {r['val_skill']:.3f}"
+        click.echo(
+            f"{mark} {r['name']} {r['version']}  {r['created']}  {mae}  {skill}  {r['source']}"
+        )
 
 
 @models_group.command("show")
 @settings_options(RegistrySettings)
 @click.argument("version", required=False)
-def show_model(version: str | None, **kwargs: Any) -> None:
-    """Print the manifest of a version of --model-name (default: LATEST)."""
+@click.option(
+    "--decisions",
+    "n_decisions",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="How many of the latest retrain decisions to include.",
+)
+def show_model(version: str | None, n_decisions: int, **kwargs: Any) -> None:
+    """Print, as one JSON object, the manifest of a version of --model-name (default:
+    LATEST) with its validation skill, and the model's latest retrain decisions (newest
+    first: data range, champion and challenger scores, promoted or not and why)."""
     s = build_settings(RegistrySettings, kwargs)
-    manifest = Registry(s.model_registry).manifest(s.model_name, version)
-    click.echo(json.dumps(manifest, indent=2, sort_keys=True))
+    reg = Registry(s.model_registry)
+    manifest = reg.manifest(s.model_name, version)
+    shown = {
+        "manifest": manifest,
+        "validation_skill": validation_skill(manifest),
+        "latest": reg.latest(s.model_name),
+        "decisions": reg.decisions(s.model_name, limit=n_decisions),
+    }
+    click.echo(json.dumps(shown, indent=2, sort_keys=True))
 
 
 @models_group.command("promote")

@@ -98,6 +98,7 @@ def topic_names() -> dict[str, str]:
             "processor_dlq",
             "alert_state",
             "evaluations",
+            "model_events",
         )
     }
 

@@ -39,6 +39,7 @@ def test_topics_ensure_creates_spec_and_is_idempotent(kafka_conf, unique):
         topic_processor_dlq=unique("processor-dlq"),
         topic_alert_state=unique("alert-state"),
         topic_evaluations=unique("evaluations"),
+        topic_model_events=unique("model-events"),
     )
     specs = topic_specs(settings)
     first = ensure_topics(kafka_conf, specs)

@@ -54,6 +54,7 @@ def test_same_data_and_seed_give_the_same_model(tmp_path: Path) -> None:
 def test_corrupt_model_is_refused(tmp_path: Path) -> None:
     version = train_tiny_artifact(tmp_path)
     (tmp_path / "temp" / version / "model.keras").write_bytes(b"not a model")
+    (tmp_path / "temp" / version / "dense.npz").unlink()  # read through Keras
     with pytest.raises(IncompatibleArtifact, match="cannot load"):
         Registry(tmp_path).load("temp")
 
@@ -88,13 +89,17 @@ def test_single_row_predict_is_fast(registry: Path) -> None:
 
 
 def test_fast_path_matches_keras(registry: Path) -> None:
-    forecaster = Registry(registry).load("temp").forecaster
-    assert forecaster.mode == "numpy"
+    artifact = Registry(registry).load("temp")
+    forecaster = artifact.forecaster
+    assert forecaster is not None and forecaster.mode == "numpy"
     scaled = np.random.default_rng(0).normal(size=(32, forecaster.n_features)).astype(np.float32)
     X = scaled * forecaster.scale + forecaster.mean  # raw feature rows
     last = X[:, forecaster.last_index].astype(np.float64)
     ours = (forecaster.predict(X) - last) / float(forecaster.target_scale)
-    keras_out = np.asarray(forecaster.model(scaled, training=False))[:, 0]
+    import keras
+
+    model = keras.models.load_model(artifact.path / "model.keras")
+    keras_out = np.asarray(model(scaled, training=False))[:, 0]
     np.testing.assert_allclose(ours, keras_out, rtol=1e-4, atol=1e-5)
 
 

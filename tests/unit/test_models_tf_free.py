@@ -73,3 +73,16 @@ except ModelError as exc:
     finally:
         (version / "moved.npz").rename(version / DENSE_FILE)
     assert "needs TensorFlow" in out.stdout and "iotml[models]" in out.stdout
+
+
+def test_a_truncated_weights_file_is_unreadable_or_corrupt(registry: Path, tmp_path: Path):
+    import shutil
+
+    from models.errors import UnreadableArtifact
+
+    root = tmp_path / "copy"
+    shutil.copytree(registry, root)
+    dense = root / "temp" / "v0001" / DENSE_FILE
+    dense.write_bytes(dense.read_bytes()[:100])
+    with pytest.raises(UnreadableArtifact, match="unreadable or corrupt"):
+        Registry(root).load("temp")

@@ -87,7 +87,7 @@ def test_a_broken_version_is_refused_once_and_the_running_one_keeps_serving(
     holder = ModelHolder(reg, "tiny", metrics)
     holder.poll()
     broken = train_tiny_artifact(reg, name="tiny", window="10s", horizon="20s", seed=3)
-    (Registry(reg).path("tiny", broken) / "model.keras").write_bytes(b"garbage")
+    (Registry(reg).path("tiny", broken) / "dense.npz").write_bytes(b"garbage")
     with caplog.at_level(logging.ERROR, logger="processor.model"):
         assert holder.poll().version == "v0001"  # type: ignore[union-attr]
         assert holder.poll().version == "v0001"  # type: ignore[union-attr]

@@ -122,6 +122,7 @@ def test_topic_spec_defaults():
         "processor-dlq",
         "alert-state",
         "evaluations",
+        "model-events",
     }
     assert specs["readings"].partitions == 4
     assert specs["readings"].topic_config()["cleanup.policy"] == "delete"
