@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 
 
 def corrupt_copy(registry: Path, name: str, version: str) -> str:
-    """A new version whose manifest is fine but whose Keras file is garbage."""
+    """A new version whose manifest is fine but whose model files are garbage."""
     import shutil
 
     reg = Registry(registry)
@@ -32,6 +32,7 @@ def corrupt_copy(registry: Path, name: str, version: str) -> str:
             if f.name != "manifest.json":
                 shutil.copy(f, tmp / f.name)
         (tmp / "model.keras").write_bytes(b"not a keras file")
+        (tmp / "dense.npz").write_bytes(b"not the weights either")
         manifest = json.loads((src / "manifest.json").read_text())
         return {k: v for k, v in manifest.items() if k not in ("version",)}
 
