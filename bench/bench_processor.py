@@ -82,17 +82,29 @@ def child(mode: str, close_log: str | None) -> None:
 # -- parent --------------------------------------------------------------------------------
 
 
-def scrape(port: int) -> float:
+def read_metrics(port: int, timeout: float = 2.0) -> dict[str, float]:
+    """The child's /metrics: each series (``name{labels}``) and each name summed over labels
+    (empty when the child does not answer)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
             text = r.read().decode()
     except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("iotml_processor_records_in_total{")
-    )
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        name = series.split("{", 1)[0]
+        out[name] = out.get(name, 0.0) + float(value)
+        if series != name:
+            out[series] = float(value)
+    return out
+
+
+def scrape(port: int) -> float:
+    """Records consumed by the child on ``port`` (0 until its endpoint answers)."""
+    return read_metrics(port).get("iotml_processor_records_in_total", 0.0)
 
 
 def run_processors(
@@ -147,14 +159,51 @@ def run_processors(
     return rate, logs
 
 
-def train(registry: Path) -> None:
+def start_kafka(work: Path) -> Any:
+    """A fresh single-node Kafka 4 on free ports, its data under ``work`` (caller stops it)."""
+    from iotml.stack import KafkaBroker
+    from iotml.stack.procs import free_port
+    from iotml.stack.settings import default_cache_dir
+
+    broker = KafkaBroker(
+        data_dir=work / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        cache_dir=Path(os.environ.get("IOTML_CACHE_DIR", default_cache_dir())),
+        heap="768m",
+    )
+    print("starting Kafka ...", flush=True)
+    broker.start(timeout=180)
+    return broker
+
+
+def processor_topics(readings: str = "readings") -> list[tuple[str, int, dict[str, str]]]:
+    """``(name, partitions, config)`` of every topic, as ``iotml topics ensure`` makes them,
+    the readings topic named ``readings``."""
+    from iotml.core.options import build_settings
+    from iotml.core.topics import TopicLayout, topic_specs
+
+    specs = topic_specs(build_settings(TopicLayout, {"topic_readings": readings}))
+    return [(s.name, s.partitions, s.topic_config()) for s in specs]
+
+
+def create_topics(admin: Any, topics: list[tuple[str, int, dict[str, str]]]) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    futures = admin.create_topics([NewTopic(n, p, 1, config=c) for n, p, c in topics])
+    for f in futures.values():
+        f.result(30)
+
+
+def train(registry: Path, k: int = 3, horizon: str = "30s") -> None:
+    """Train the model ``bench`` (``WINDOW`` windows, ``k`` lagged windows) into ``registry``."""
     from iotml.core.durations import parse_duration_ms
     from models.features import FeatureSpec
     from models.registry import Registry
     from models.synthetic import generate
     from models.training import TrainConfig, train
 
-    spec = FeatureSpec("temperature", parse_duration_ms(WINDOW), 3, parse_duration_ms("30s"))
+    spec = FeatureSpec("temperature", parse_duration_ms(WINDOW), k, parse_duration_ms(horizon))
     points = list(generate(devices=4, duration_ms=3_600_000, interval_ms=1000, seed=1))
     config = TrainConfig(spec=spec, epochs=5, patience=5, hidden=(16,), seed=1)
     train(points, config, Registry(registry), "bench", source="synthetic", progress=lambda _: None)
@@ -192,11 +241,14 @@ def load_input(conf: dict[str, Any], topic: str, devices: int, seconds: int) -> 
 
 def baseline_rate(registry: Path, sample: int = 200) -> tuple[float, float]:
     """Seed style: one ``model.predict()`` per reading; returns (readings/s, ms per call)."""
+    import keras
+
+    from models.forecaster import MODEL_FILE
     from models.registry import Registry
 
-    artifact = Registry(registry).load("bench")
-    assert artifact.forecaster is not None
-    model = artifact.forecaster.model
+    # the Keras model itself: the processor runs the TensorFlow-free form (dense.npz)
+    artifact = Registry(registry).load("bench", with_model=False)
+    model = keras.models.load_model(artifact.path / MODEL_FILE, compile=False)
     x = np.zeros((1, len(artifact.spec.names())), dtype=np.float32)
     model.predict(x, verbose=0)  # warm-up
     t0 = time.perf_counter()
@@ -247,42 +299,16 @@ def main() -> None:
         child(args.child, args.close_log)
         return
 
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    from iotml.stack import KafkaBroker
-    from iotml.stack.procs import free_port
-    from iotml.stack.settings import default_cache_dir
+    from confluent_kafka.admin import AdminClient
 
     with tempfile.TemporaryDirectory(prefix="iotml-bench-") as tmp:
         work = Path(tmp)
-        broker = KafkaBroker(
-            data_dir=work / "kafka",
-            port=free_port(),
-            controller_port=free_port(),
-            cache_dir=Path(os.environ.get("IOTML_CACHE_DIR", default_cache_dir())),
-            heap="768m",
-        )
-        print("starting Kafka ...", flush=True)
-        broker.start(timeout=180)
+        broker = start_kafka(work)
         try:
             conf = {"bootstrap.servers": broker.bootstrap}
             admin = AdminClient(conf)
             keep = {"retention.ms": "-1"}
-            names = {
-                "readings": ("readings", 4, keep),
-                "predictions": (
-                    "predictions",
-                    4,
-                    {**keep, "message.timestamp.type": "LogAppendTime"},
-                ),
-                "alerts": ("alerts", 4, keep),
-                "dlq": ("processor-dlq", 1, keep),
-            }
-            futures = admin.create_topics(
-                [NewTopic(n, p, 1, config=c) for n, p, c in names.values()]
-            )
-            for f in futures.values():
-                f.result(30)
+            create_topics(admin, processor_topics())
             registry = work / "registry"
             print("training the model ...", flush=True)
             train(registry)
@@ -302,8 +328,7 @@ def main() -> None:
                 # each run writes to its own predictions topic so latencies do not mix
                 pred = f"predictions-{run}"
                 cfg = {**keep, "message.timestamp.type": "LogAppendTime"}
-                for f in admin.create_topics([NewTopic(pred, 4, 1, config=cfg)]).values():
-                    f.result(30)
+                create_topics(admin, [(pred, 4, cfg)])
                 return {**env, "IOTML_TOPIC_PREDICTIONS": pred}
 
             with_model, logs = run_processors(
