@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 
 import click
 
 from bridge.settings import BridgeSettings
-from iotml.core.http import HealthServer
+from iotml.core.http import run_service
 from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 
@@ -29,16 +28,4 @@ def bridge(**kwargs: Any) -> None:
 
     settings = build_settings(BridgeSettings, kwargs)
     setup_logging(settings.log_level)
-    service = Bridge(settings)
-    server = None
-    if settings.http_port:
-        server = HealthServer(
-            service.metrics.registry, service.ready, settings.http_host, settings.http_port
-        ).start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: service.stop())
-    try:
-        service.run()
-    finally:
-        if server is not None:
-            server.stop()
+    run_service(Bridge(settings), settings.http_host, settings.http_port)

@@ -24,7 +24,6 @@ in full. One record can never stop the bridge. The policy:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -40,6 +39,7 @@ from bridge.translate import KafkaRecord, mqtt_topic_of
 from iotml.core import headers as h
 from iotml.core.deadletters import UNPROCESSABLE, describe, fit_dead_letter, header_bytes, shrink
 from iotml.core.eventtime import now_ms
+from iotml.core.kafka_connect import brokers_up
 
 __all__ = ["PERMANENT", "TOPIC_UNUSABLE", "Delivery"]
 
@@ -127,11 +127,9 @@ class Delivery:
             log.warning("Kafka: %s", err)  # connection failures: librdkafka logs them
 
     def _on_stats(self, stats_json: str) -> None:
-        try:
-            brokers = json.loads(stats_json).get("brokers", {})
-        except ValueError:
-            return
-        self._set_up(any(b.get("state") == "UP" for b in brokers.values()))
+        up = brokers_up(stats_json)
+        if up is not None:
+            self._set_up(up)
 
     def _set_up(self, up: bool) -> None:
         if up != self.kafka_up:

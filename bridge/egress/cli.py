@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import click
 
 from bridge.egress.settings import EgressSettings
-from iotml.core.http import HealthServer
+from iotml.core.http import run_service
 from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 
@@ -37,16 +36,4 @@ def egress(**kwargs: Any) -> None:
 
     settings = build_settings(EgressSettings, kwargs)
     setup_logging(settings.log_level)
-    service = Egress(settings, version=_version())
-    server = None
-    if settings.http_port:
-        server = HealthServer(
-            service.metrics.registry, service.ready, settings.http_host, settings.http_port
-        ).start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: service.stop())
-    try:
-        service.run()
-    finally:
-        if server is not None:
-            server.stop()
+    run_service(Egress(settings, version=_version()), settings.http_host, settings.http_port)

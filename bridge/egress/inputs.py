@@ -10,7 +10,6 @@ position at once, so a crash before the first regular commit cannot skip records
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 from bridge.egress.metrics import EgressMetrics
 from bridge.egress.settings import EgressSettings
 from bridge.egress.tracker import CommitTracker, TopicPartitionKey
+from iotml.core.kafka_connect import brokers_up
 
 __all__ = ["Inputs"]
 
@@ -74,11 +74,9 @@ class Inputs:
             log.warning("Kafka: %s", err)
 
     def _on_stats(self, stats_json: str) -> None:
-        try:
-            brokers = json.loads(stats_json).get("brokers", {})
-        except ValueError:
-            return
-        self._set_up(any(b.get("state") == "UP" for b in brokers.values()))
+        up = brokers_up(stats_json)
+        if up is not None:
+            self._set_up(up)
 
     def _set_up(self, up: bool) -> None:
         if up != self.kafka_up:

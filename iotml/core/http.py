@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -79,3 +80,33 @@ class HealthServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class Service(Protocol):
+    """A long-running service as the CLI runs it."""
+
+    @property
+    def metrics(self) -> Any: ...  # has ``registry``
+
+    def ready(self) -> tuple[bool, str]: ...
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_service(service: Service, host: str, port: int) -> None:
+    """Run ``service`` until it stops, with /metrics, /healthz and /readyz on ``port``
+    (0: none) and SIGTERM/SIGINT asking it to stop."""
+    import signal
+
+    server = (
+        HealthServer(service.metrics.registry, service.ready, host, port).start() if port else None
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stop())
+    try:
+        service.run()
+    finally:
+        if server is not None:
+            server.stop()

@@ -4,6 +4,7 @@ listener) instead of librdkafka's generic "transport failure"."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -220,3 +221,13 @@ def _explain_setup_error(text: str, kafka_conf: Mapping[str, Any]) -> str:
             f"is missing or wrong [{detail}]"
         )
     return f"TLS: {setting} ({path}) is not a usable PEM file [{detail}]"
+
+
+def brokers_up(stats_json: str) -> bool | None:
+    """Whether librdkafka's statistics (``stats_cb``) show a broker connection up;
+    ``None`` when the statistics cannot be read."""
+    try:
+        brokers = json.loads(stats_json).get("brokers", {})
+    except ValueError:
+        return None
+    return any(b.get("state") == "UP" for b in brokers.values())
