@@ -237,13 +237,16 @@ class Registry:
         return version
 
     def record_decision(self, name: str, record: Mapping[str, Any]) -> Path:
-        """Write one retrain decision as ``<name>/decisions/<UTC time>-<id>.json``
+        """Write one retrain decision as ``<name>/decisions/<UTC time>-<sequence>-<id>.json``
         (atomically; names sort in time order). Returns its path."""
         base = self.root / _check_name(name) / DECISIONS
         base.mkdir(parents=True, exist_ok=True)
         now = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}Z"
-        path = base / f"{stamp}-{uuid.uuid4().hex[:8]}.json"
+        # Two decisions within one millisecond must still sort in the order they were
+        # made: a sequence number follows the stamp, the random id only keeps names unique.
+        seq = sum(1 for _ in base.glob("*.json"))
+        path = base / f"{stamp}-{seq:08d}-{uuid.uuid4().hex[:8]}.json"
         _write_atomic(path, json.dumps(dict(record), indent=2, sort_keys=True))
         return path
 
