@@ -19,14 +19,14 @@ apart and then goes quiet for good, beside ``--resident`` devices that send all 
 child's RSS, the devices held in memory and forgotten, and where the memory is (RocksDB
 memtables and block cache, malloc, Python's allocator).
 
-``--block-cache MB`` is a what-if for the churn run: the processor's RocksDB block cache
-bounded to MB instead of quixstreams' default (1 GiB shared). ``--profile`` adds a
+``--block-cache MB`` sets the processor's RocksDB block cache for every run
+(``IOTML_STATE_CACHE_MB``; default: the processor's own default). ``--profile`` adds a
 cProfile'd run of each load (not the measured ones) and prints where the processing thread
 spends its time. On 2 shared cores the fleet part takes about 8 minutes, the churn run
 about 12-16 (the processor handles ~5,000 readings/s there).
 
     python bench/bench_fleet.py [--devices 1000,100000] [--churn-devices 1000000]
-    python bench/bench_fleet.py --devices "" --block-cache 64      # churn what-if only
+    python bench/bench_fleet.py --devices "" --block-cache 1024    # churn only, 1 GiB cache
     python bench/bench_fleet.py --churn-devices 0 --profile        # fleet with hot spots
 """
 
@@ -76,10 +76,10 @@ Row = tuple[bytes, bytes, int]  # key, value, timestamp
 # -- child process -------------------------------------------------------------------------
 
 
-def child(profile: str | None, block_cache_mb: int | None) -> None:
+def child(profile: str | None) -> None:
     """One processor with the model, from IOTML_* variables, with this bench's gauges;
     ``profile``: cProfile its processing thread from the first record on, written there
-    when it stops; ``block_cache_mb``: see :func:`_bound_block_cache`."""
+    when it stops."""
     import cProfile
 
     from prometheus_client import Gauge
@@ -90,8 +90,6 @@ def child(profile: str | None, block_cache_mb: int | None) -> None:
     from processor.settings import ProcessorSettings
 
     setup_logging("WARNING")
-    if block_cache_mb:
-        _bound_block_cache(block_cache_mb)
     proc = Processor(build_settings(ProcessorSettings, {}))
     clocks = proc.engine.clocks
 
@@ -125,20 +123,6 @@ def child(profile: str | None, block_cache_mb: int | None) -> None:
         if profiler and profile:
             profiler.disable()
             profiler.dump_stats(profile)
-
-
-def _bound_block_cache(mb: int) -> None:
-    """What-if: the processor's quixstreams Application gets a RocksDB block cache of
-    ``mb`` MB instead of quixstreams' default (1 GiB, shared by every store partition)."""
-    import quixstreams
-    from quixstreams.state.rocksdb import RocksDBOptions
-
-    class Bounded(quixstreams.Application):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("rocksdb_options", RocksDBOptions(block_cache_size=mb << 20))
-            super().__init__(*args, **kwargs)
-
-    quixstreams.Application = Bounded  # type: ignore[misc]
 
 
 def _rocksdb(proc: Any, prop: str, shared: bool = False) -> float:
@@ -537,16 +521,15 @@ def churn_run(
 
     print(f"running churn ({n:,} readings, TTL {args.ttl}) ...", flush=True)
     run_env = {**env, "IOTML_TOPIC_READINGS": "readings-churn", "IOTML_DEVICE_TTL": args.ttl}
-    what_if = ("--child-block-cache", str(args.block_cache)) if args.block_cache else ()
-    r = run("churn", run_env, n, work, row=row, child_args=what_if)
+    r = run("churn", run_env, n, work, row=row)
     if args.profile:
         print("profiling churn ...", flush=True)
-        run("churn-prof", run_env, n, work, work / "profile-churn.pstats", child_args=what_if)
+        run("churn-prof", run_env, n, work, work / "profile-churn.pstats")
     print(
         f"\nchurn: {args.churn_devices:,} ids arriving over {args.churn_span} s of event time, "
         f"{args.churn_readings} readings {args.churn_gap} s apart each, then quiet; "
         f"{args.resident} devices sending all along; IOTML_DEVICE_TTL={args.ttl}"
-        + (f"; what-if: RocksDB block cache {args.block_cache} MB" if args.block_cache else "")
+        + (f"; RocksDB block cache {args.block_cache} MiB" if args.block_cache else "")
     )
     print(
         "(partition time: slowest-fastest partition since the first arrival; ids so far: "
@@ -604,15 +587,13 @@ def main() -> None:
     parser.add_argument(
         "--block-cache",
         type=int,
-        help="what-if for the churn run: a RocksDB block cache of this many MB instead of "
-        "quixstreams' default (1 GiB)",
+        help="the processor's RocksDB block cache in MiB (IOTML_STATE_CACHE_MB) for every run",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
-    parser.add_argument("--child-block-cache", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child_profile, args.child_block_cache)
+        child(args.child_profile)
         return
     from confluent_kafka.admin import AdminClient
 
@@ -634,6 +615,8 @@ def main() -> None:
                 "IOTML_COMMIT_INTERVAL": COMMIT,
                 "IOTML_LOG_LEVEL": "WARNING",
             }
+            if args.block_cache:
+                env["IOTML_STATE_CACHE_MB"] = str(args.block_cache)
             if args.devices:
                 fleet_runs(args, conf, env, work)
             if args.churn_devices:

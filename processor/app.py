@@ -115,6 +115,7 @@ class Processor:
     def build(self) -> Any:
         from quixstreams import Application, message_context
         from quixstreams.kafka.configuration import ConnectionConfig
+        from quixstreams.state.rocksdb import RocksDBOptions
 
         s = self.settings
         app = Application(
@@ -123,6 +124,10 @@ class Processor:
             auto_offset_reset=s.auto_offset_reset,
             commit_interval=s.commit_interval / 1000.0,
             state_dir=s.state_dir,
+            rocksdb_options=RocksDBOptions(
+                block_cache_size=s.state_cache_mb << 20,
+                write_buffer_size=s.state_write_buffer_mb << 20,
+            ),
             processing_guarantee=s.processing_guarantee,
             loglevel=None,
             producer_extra_config={

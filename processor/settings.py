@@ -70,6 +70,20 @@ class ProcessorSettings(
         default_factory=lambda: data_home() / "processor-state",
         description="Local state directory (RocksDB); rebuilt from changelog topics if lost.",
     )
+    state_cache_mb: int = Field(
+        64,
+        ge=1,
+        description="RocksDB block cache for the device state, in MiB, shared by every "
+        "partition this replica handles. Hot devices are held decoded in memory anyway, "
+        "so a small cache costs little; quixstreams' own default (1 GiB) lets a long "
+        "churn of device ids grow the process by that much.",
+    )
+    state_write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        description="RocksDB write buffer (memtable) per state partition, in MiB (up to "
+        "three per partition are held in memory).",
+    )
     session_timeout: DurationMs = Field(
         D("45s"),
         description="Kafka consumer session timeout: how long the group waits for a "
