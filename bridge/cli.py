@@ -25,7 +25,11 @@ def bridge(**kwargs: Any) -> None:
     session. SIGTERM: stop reading, flush Kafka, ack what was delivered, exit.
     """
     from bridge.runtime import Bridge
+    from iotml.core.kafka_connect import check_kafka_config
 
     settings = build_settings(BridgeSettings, kwargs)
     setup_logging(settings.log_level)
+    # A wrong CA, certificate or protocol would otherwise look like a broker that is
+    # down: the bridge waits for Kafka, with the backlog kept in the MQTT session.
+    check_kafka_config(settings.kafka_config())
     run_service(Bridge(settings), settings.http_host, settings.http_port)

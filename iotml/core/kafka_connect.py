@@ -19,7 +19,13 @@ _librdkafka_log = log.getChild("librdkafka")
 
 
 class KafkaUnreachable(IotmlError, RuntimeError):
-    """Kafka could not be reached or refused the client."""
+    """Kafka could not be reached or refused the client; ``conclusive`` when waiting cannot
+    help (refused credentials, a TLS file or certificate the client cannot use, the wrong
+    security protocol for the listener)."""
+
+    def __init__(self, message: str, conclusive: bool = False) -> None:
+        super().__init__(message)
+        self.conclusive = conclusive
 
 
 def cluster_metadata(kafka_conf: Mapping[str, Any], timeout: float = 30.0) -> tuple[Any, Any]:
@@ -35,7 +41,9 @@ def cluster_metadata(kafka_conf: Mapping[str, Any], timeout: float = 30.0) -> tu
     try:
         admin = AdminClient({**kafka_conf, "error_cb": reports.error, "logger": reports})
     except KafkaException as exc:
-        raise KafkaUnreachable(_explain_setup_error(exc.args[0].str(), kafka_conf)) from None
+        raise KafkaUnreachable(
+            _explain_setup_error(exc.args[0].str(), kafka_conf), conclusive=True
+        ) from None
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -45,14 +53,29 @@ def cluster_metadata(kafka_conf: Mapping[str, Any], timeout: float = 30.0) -> tu
             admin.poll(0)  # serves error_cb and the log lines
             if reports.refused:
                 raise KafkaUnreachable(
-                    f"Kafka at {where} refused the credentials: {reports.refused[0]}"
+                    f"Kafka at {where} refused the credentials: {reports.refused[0]}",
+                    conclusive=True,
                 ) from None
             cause = explain_connection_failure(reports.lines, kafka_conf)
             expired = time.monotonic() >= deadline
             if cause is not None and (cause.conclusive or expired):
-                raise KafkaUnreachable(f"Kafka at {where}: {cause.message}") from None
+                raise KafkaUnreachable(
+                    f"Kafka at {where}: {cause.message}", conclusive=cause.conclusive
+                ) from None
             if expired:
                 raise KafkaUnreachable(f"cannot reach Kafka at {where}: {exc}") from None
+
+
+def check_kafka_config(kafka_conf: Mapping[str, Any], timeout: float = 5.0) -> None:
+    """Raise :class:`KafkaUnreachable` when the client's configuration cannot work (refused
+    credentials, TLS files or certificates, wrong protocol); a broker that is only down is
+    logged and left to the caller, which waits for it."""
+    try:
+        cluster_metadata(kafka_conf, timeout)
+    except KafkaUnreachable as exc:
+        if exc.conclusive:
+            raise
+        log.warning("%s; waiting for it", exc)
 
 
 class _ClientReports:

@@ -84,8 +84,14 @@ class Run:
         return lines[-1] if lines else ""
 
 
-def ensure(broker: KafkaBroker, env: dict[str, str], topic: str) -> Run:
-    """``python -m iotml topics ensure`` with the Kafka settings only in ``env``."""
+def ensure(
+    broker: KafkaBroker,
+    env: dict[str, str],
+    topic: str,
+    command: tuple[str, ...] = ("topics", "ensure"),
+) -> Run:
+    """``python -m iotml topics ensure`` (or ``command``) with the Kafka settings only in
+    ``env``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("IOTML_")}
     names = {
         f"IOTML_TOPIC_{role.upper()}": f"{topic}-{role.replace('_', '-')}"
@@ -93,7 +99,7 @@ def ensure(broker: KafkaBroker, env: dict[str, str], topic: str) -> Run:
     }
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "iotml", "topics", "ensure"],
+        [sys.executable, "-m", "iotml", *command],
         env={**base, "IOTML_KAFKA_BOOTSTRAP": broker.ssl_bootstrap, **names, **env},
         capture_output=True,
         text=True,
@@ -178,3 +184,16 @@ def test_a_client_certificate_from_another_ca_is_refused_by_name(
         f"certificate IOTML_KAFKA_SSL_CERT ({pki.other / 'client.crt'})"
     ), run.err
     assert run.took < 20
+
+
+def test_the_bridge_names_a_wrong_ca_at_start_instead_of_waiting_for_kafka(
+    tls_kafka: KafkaBroker, pki: Pki, topic: str
+):
+    ca = pki.other / "ca.crt"
+    env = {**tls(ca, pki.client(pki.good)), "IOTML_HTTP_PORT": "0"}
+    run = ensure(tls_kafka, env, topic, command=("bridge",))
+    assert run.code == 1, run.err
+    assert run.last_line.startswith(
+        f"iotml: error: Kafka at {tls_kafka.ssl_bootstrap}: TLS: the broker's certificate "
+        f"was not verified against IOTML_KAFKA_SSL_CA ({ca})"
+    ), run.err
