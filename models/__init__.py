@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertParams, alert_id
-from models.closing import close_windows
+from models.closing import Closing, close_windows
 from models.device import DeviceState, new_state
 from models.errors import ArtifactNotFound, DataError, IncompatibleArtifact, ModelError
 from models.features import FeatureRow, FeatureSpec, WindowStats, window_bounds
+from models.partition import ModelStage, on_reading, on_time
 from models.pipeline import (
     add_reading,
     advance,
@@ -32,6 +33,7 @@ __all__ = [
     "AlertParams",
     "Artifact",
     "ArtifactNotFound",
+    "Closing",
     "DataError",
     "DeviceState",
     "FeatureRow",
@@ -39,6 +41,7 @@ __all__ = [
     "Forecaster",
     "IncompatibleArtifact",
     "ModelError",
+    "ModelStage",
     "Registry",
     "WindowStats",
     "add_reading",
@@ -51,6 +54,8 @@ __all__ = [
     "make_prediction",
     "new_state",
     "observe",
+    "on_reading",
+    "on_time",
     "silence",
     "step_alerts",
     "window_bounds",

@@ -85,6 +85,12 @@ def write_rows(root: Path, rows: list[dict[str, Any]], compression: str = "zstd"
 
 def read_archive(root: Path) -> Iterator[Reading]:
     """Every archived reading, in Kafka order per partition, without repeats."""
+    return (reading for _, reading in read_archive_records(root))
+
+
+def read_archive_records(root: Path) -> Iterator[tuple[int, Reading]]:
+    """``(Kafka partition, reading)`` of every archived reading, in Kafka order per
+    partition, without repeats."""
     files = sorted(root.glob("date=*/*.parquet")) if root.is_dir() else [root]
     if not files:
         raise DataError(f"no Parquet files under {root}")
@@ -98,12 +104,15 @@ def read_archive(root: Path) -> Iterator[Reading]:
         if key in seen:
             continue
         seen.add(key)
-        yield Reading(
-            device_id=row["device_id"],
-            ts=row["ts"],
-            metrics=dict(row["metrics"]),
-            tags=dict(row["tags"]),
-            v=row["v"],
+        yield (
+            row["kafka_partition"],
+            Reading(
+                device_id=row["device_id"],
+                ts=row["ts"],
+                metrics=dict(row["metrics"]),
+                tags=dict(row["tags"]),
+                v=row["v"],
+            ),
         )
 
 

@@ -41,6 +41,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from models.features import FeatureSpec
+
 
 class KeyValue(Protocol):
     """The part of a key-value store the schedule needs (quixstreams ``State``, a dict)."""
@@ -67,6 +69,15 @@ class ClockRules:
     def max_step(self) -> int:
         """The most one reading can move the partition time."""
         return max(1, self.idle_ms // 2)
+
+
+def rules_for(
+    spec: FeatureSpec, grace_ms: int, idle_ms: int | None, silence_ms: int, ttl_ms: int
+) -> ClockRules:
+    """The clock's thresholds for a model; ``idle_ms=None`` means one window plus the
+    grace period."""
+    idle = idle_ms if idle_ms is not None else spec.window_ms + grace_ms
+    return ClockRules(idle, silence_ms, ttl_ms, spec.window_ms)
 
 
 def partition_time_after(

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from iotml.core.records import Alert, Prediction
-from models.closing import ClosedWindow, close_rows, close_windows
+from models.clock import ClockRules
+from models.closing import ClosedWindow, Closing, close_rows, close_windows
 from models.device import DeviceState, new_state
 from models.features import FeatureSpec, WindowStats
+from models.partition import MemoryStore, ModelStage, on_reading, on_time, sweep_due
 from models.pipeline import add_reading, advance
 
 if TYPE_CHECKING:
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
 
 #: One reading of the model's metric: (device_id, event time ms, value), in arrival order.
 Point = tuple[str, int, float]
+
+#: A reading as the stream saw it: (Kafka partition, arrival time ms or ``None``,
+#: (device_id, event time ms, value or ``None`` when it lacks the model's metric)).
+Record = tuple[int, int | None, tuple[str, int, float | None]]
 
 
 @dataclass
@@ -104,6 +110,73 @@ class BatchView:
     alerts: list[Alert] = field(default_factory=list)
     windows: list[ClosedWindow] = field(default_factory=list)
     late: int = 0
+
+
+def run_clocked(
+    records: Iterable[Record],
+    artifact: Artifact,
+    grace_ms: int,
+    rules: ClockRules,
+    flush: bool = False,
+) -> BatchView:
+    """What the stream processor produced for recorded readings, partition by partition,
+    with its partition clock (:mod:`models.partition`): quiet devices' windows close when
+    the stream would close them, ``device_silent`` opens and forgotten devices' alerts
+    clear. ``flush`` then closes the windows still open at the end. Outputs are in the
+    stream's order within each partition, partitions one after the other."""
+    if artifact.forecaster is None:
+        raise ValueError("the artifact was loaded without its model")
+    by_partition: dict[int, list[tuple[int | None, tuple[str, int, float | None]]]] = {}
+    for partition, arrived, point in records:
+        by_partition.setdefault(partition, []).append((arrived, point))
+    spec = artifact.spec
+    model = ModelStage(
+        spec, artifact.alert_params, artifact.name, artifact.version, artifact.forecaster.predict
+    )
+    view = BatchView()
+    for partition in sorted(by_partition):
+        store = MemoryStore(spec.window_ms)
+        p: int | None = None
+        for arrived, (device, ts, value) in by_partition[partition]:
+            got = on_reading(store, p, device, ts, value, arrived, model, grace_ms, rules)
+            view.late += got.late
+            if got.closing is not None:
+                _add(view, got.closing)
+            view.alerts.extend(got.alerts)
+            if p is not None and got.p > p and sweep_due(p, got.p, spec.window_ms, False):
+                done = on_time(store, p, got.p, model, grace_ms, rules)
+                if done.closing is not None:
+                    _add(view, done.closing)
+                view.alerts.extend(done.alerts)
+            p = got.p if p is None else max(p, got.p)
+        if flush:
+            _flush(store, model, grace_ms, view)
+    return view
+
+
+def _add(view: BatchView, closing: Closing) -> None:
+    view.windows.extend(closing.windows)
+    for outcome in closing.outcomes:
+        if outcome.prediction is not None:
+            view.predictions.append(outcome.prediction)
+        view.alerts.extend(outcome.alerts)
+
+
+def _flush(store: MemoryStore, model: ModelStage, grace_ms: int, view: BatchView) -> None:
+    """Close every window still open, as if each device's clock had moved on."""
+    closed: list[tuple[str, WindowStats]] = []
+    states = dict(store.states)
+    for device, state in states.items():
+        if state.watermark is None:
+            continue
+        end = state.watermark + model.spec.window_ms + grace_ms
+        states[device], done = advance(state, end, model.spec, grace_ms)
+        closed.extend((device, stats) for stats in done)
+    closing = close_windows(
+        closed, states, model.spec, model.params, model.name, model.version, model.predict
+    )
+    store.states.update(closing.states)
+    _add(view, closing)
 
 
 def run(

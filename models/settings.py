@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.settings import (
+    ClockSettings,
     DurationMs,
     GraceSetting,
     HttpSettings,
@@ -129,7 +130,7 @@ class TrainSettings(KafkaSettings, ModelLocation):
     )
 
 
-class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, OutputTopics):
+class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, ClockSettings, OutputTopics):
     """``iotml batch``: the batch view (features, forecasts, alerts) of recorded readings."""
 
     input: str = Field(

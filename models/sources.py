@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from iotml.core.errors import RecordError
+from iotml.core.headers import RECEIVED_AT
 from iotml.core.records import Reading
+from models.clock import arrival_time
 from models.errors import DataError
-from models.replay import Point
+from models.replay import Point, Record
 
 KAFKA_SCHEME = "kafka://"
 SYNTHETIC_SCHEME = "synthetic://"
@@ -35,7 +37,7 @@ def load_points(
         if kafka_conf is None:
             raise DataError("a kafka:// input needs the Kafka settings")
         topic = source[len(KAFKA_SCHEME) :]
-        readings: Iterator[Reading] = (r for _, _, r in read_kafka(kafka_conf, topic, start_ms))
+        readings: Iterator[Reading] = (r for _, _, r, _ in read_kafka(kafka_conf, topic, start_ms))
         points = list(_points(readings, metric))
     elif source.startswith(SYNTHETIC_SCHEME):
         from models.synthetic import from_spec
@@ -60,6 +62,48 @@ def load_points(
     if not points:
         raise DataError(f"no readings of metric {metric!r} in {source}")
     return points
+
+
+def load_records(
+    source: str,
+    metric: str,
+    kafka_conf: Mapping[str, Any] | None = None,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> list[Record]:
+    """Like :func:`load_points`, with each reading's Kafka partition and arrival time (the
+    bridge's ``iotml.received_at``) where the source keeps them: a topic keeps both, the
+    archive the partition; files and synthetic data are one partition without arrival
+    times. Readings without ``metric`` are kept (value ``None``): they move the clock."""
+    lo = start_ms if start_ms is not None else -(2**63)
+    hi = end_ms if end_ms is not None else 2**63
+    found: Iterator[tuple[int, int | None, Reading]]
+    if source.startswith(KAFKA_SCHEME):
+        if kafka_conf is None:
+            raise DataError("a kafka:// input needs the Kafka settings")
+        topic = source[len(KAFKA_SCHEME) :]
+        found = ((p, at, r) for p, _, r, at in read_kafka(kafka_conf, topic, start_ms))
+    elif not source.startswith(SYNTHETIC_SCHEME) and (
+        Path(source).is_dir() or source.endswith(".parquet")
+    ):
+        from models.archive import read_archive_records
+
+        if not Path(source).exists():
+            raise DataError(f"input {source} does not exist")
+        found = ((p, None, r) for p, r in read_archive_records(Path(source)))
+    else:
+        return [(0, None, point) for point in load_points(source, metric, None, None, lo, hi)]
+    records: list[Record] = [
+        (p, at, (r.device_id, r.ts, _value(r, metric))) for p, at, r in found if lo <= r.ts < hi
+    ]
+    if not any(point[2] is not None for _, _, point in records):
+        raise DataError(f"no readings of metric {metric!r} in {source}")
+    return records
+
+
+def _value(reading: Reading, metric: str) -> float | None:
+    value = reading.metrics.get(metric)
+    return None if value is None else float(value)
 
 
 def _points(readings: Iterator[Reading], metric: str) -> Iterator[Point]:
@@ -93,8 +137,9 @@ def read_csv(path: Path, metric: str, device: str) -> list[Point]:
 
 def read_kafka(
     conf: Mapping[str, Any], topic: str, start_ms: int | None = None, timeout: float = 30.0
-) -> Iterator[tuple[int, int, Reading]]:
-    """``(partition, offset, reading)`` of every partition of ``topic``, from the earliest
+) -> Iterator[tuple[int, int, Reading, int | None]]:
+    """``(partition, offset, reading, arrival time)`` of every partition of ``topic`` (the
+    arrival time from the bridge's ``iotml.received_at`` header), from the earliest
     offset (or the first at/after ``start_ms``) up to the end offsets taken at the start.
     Records that are not valid readings are skipped (they are the bridge's dead letters)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -143,9 +188,10 @@ def read_kafka(
                         done = True
                         break
                     try:
-                        yield p, msg.offset(), Reading.from_json(msg.value() or b"")
+                        reading = Reading.from_json(msg.value() or b"")
                     except RecordError:
                         continue
+                    yield p, msg.offset(), reading, _arrived(msg.headers())
                 position = consumer.position([TopicPartition(topic, p)])[0].offset
                 if done or position >= end:
                     break  # (transaction markers take offsets but are never delivered)
@@ -155,3 +201,10 @@ def read_kafka(
                     raise DataError(f"{topic}[{p}]: stuck at offset {position} of {end}")
     finally:
         consumer.close()
+
+
+def _arrived(headers: Any) -> int | None:
+    for key, value in headers or ():
+        if key == RECEIVED_AT and isinstance(value, bytes):
+            return arrival_time(value.decode("ascii", "replace"))
+    return None

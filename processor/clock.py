@@ -12,11 +12,20 @@ idle, the heartbeat records of :mod:`processor.heartbeat` move its time on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from models import DeviceState, FeatureSpec, WindowStats, advance
-from models.clock import ClockRules, Due, device_time, due
-from processor.state import PartitionStore
+from models.clock import rules_for
+from models.partition import Sweep, sweep, sweep_due
+
+__all__ = [
+    "HEARTBEAT_ADVANCE",
+    "HEARTBEAT_PROBE",
+    "PartitionClock",
+    "Sweep",
+    "rules_for",
+    "sweep",
+    "sweep_due",
+]
 
 #: Values of the heartbeat header: move the partition clock, or only learn it.
 HEARTBEAT_ADVANCE, HEARTBEAT_PROBE = "advance", "probe"
@@ -30,54 +39,3 @@ class PartitionClock:
     event_time: int | None = None
     wall: float = 0.0  # time.monotonic() when the last record was handled
     offset: int = -1
-
-
-def rules_for(
-    spec: FeatureSpec, grace_ms: int, idle_ms: int | None, silence_ms: int, ttl_ms: int
-) -> ClockRules:
-    """The clock's thresholds; ``idle_ms=None`` means one window plus the grace period."""
-    idle = idle_ms if idle_ms is not None else spec.window_ms + grace_ms
-    return ClockRules(idle, silence_ms, ttl_ms, spec.window_ms)
-
-
-def sweep_due(before: int | None, now_et: int, window_ms: int, heartbeat: bool) -> bool:
-    """Whether moving the partition time from ``before`` to ``now_et`` sweeps."""
-    return heartbeat or before is None or now_et // window_ms > before // window_ms
-
-
-@dataclass(slots=True)
-class Sweep:
-    """The devices a sweep touches, in the order they were due."""
-
-    old: dict[str, DeviceState] = field(default_factory=dict)  # as they were
-    advanced: dict[str, DeviceState] = field(default_factory=dict)  # windows taken out
-    closed: list[tuple[str, WindowStats]] = field(default_factory=list)  # oldest first
-    due: dict[str, Due] = field(default_factory=dict)
-
-
-def sweep(
-    part: PartitionStore,
-    before: int,
-    now_et: int,
-    spec: FeatureSpec,
-    grace_ms: int,
-    rules: ClockRules,
-) -> Sweep:
-    """The devices due as the partition time moves from ``before`` to ``now_et``, with
-    the windows of the quiet ones closed at their own estimated time."""
-    out = Sweep()
-    for dev in part.schedule.pop(before, now_et):
-        old = part.device(dev)
-        if old.last_seen is None or old.seen_at is None:  # its state is gone
-            part.forget(dev)
-            continue
-        d = due(now_et, old.seen_at, rules, old.episodes["device_silent"].open)
-        st, closed = old, list[WindowStats]()
-        if d.quiet:
-            own = device_time(now_et, old.last_seen, old.seen_at)
-            st, closed = advance(old, own, spec, grace_ms)
-        out.old[dev] = old
-        out.advanced[dev] = st
-        out.due[dev] = d
-        out.closed.extend((dev, stats) for stats in closed)
-    return out

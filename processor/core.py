@@ -26,30 +26,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from iotml.core import headers as h
 from iotml.core.evaluations import Evaluation
 from iotml.core.eventtime import EventTimeRange, now_ms
 from iotml.core.records import Alert
-from models import (
-    DeviceState,
-    WindowStats,
-    add_reading,
-    close_windows,
-    forget,
-    observe,
-    silence,
-)
-from models.clock import (
-    ClockRules,
-    arrival_time,
-    device_time,
-    elapsed,
-    partition_time_after,
-)
-from processor.clock import HEARTBEAT_ADVANCE, PartitionClock, rules_for, sweep, sweep_due
+from models import Closing, ModelStage, on_reading, on_time
+from models.clock import ClockRules, arrival_time
+from processor.clock import HEARTBEAT_ADVANCE, PartitionClock, rules_for, sweep_due
 from processor.inference import Inference
 from processor.intake import Intake
 from processor.metrics import Metrics
@@ -183,42 +169,38 @@ class Engine:
         if isinstance(reading, Output):
             out.append(reading)
             return None
-        spec = model.spec
-        dev = reading.device_id
-        old = part.device(dev)
-        before = part.event_time
-        p = partition_time_after(before, old.last_seen, old.seen_at, reading.ts, rules, arrived)
-        metric = reading.metrics.get(spec.metric)
+        metric = reading.metrics.get(model.spec.metric)
         if metric is None:
             self._metrics.missing_metric.inc()
-            return p
-        st, closed, late = add_reading(old, reading.ts, metric, spec, self._grace)
-        if late:
+        got = on_reading(
+            part,
+            part.event_time,
+            reading.device_id,
+            reading.ts,
+            metric,
+            arrived,
+            self._stage(model),
+            self._grace,
+            rules,
+        )
+        if got.late:
             out.append(
                 self._intake.late(
                     reading,
                     value,
-                    old.watermark,
-                    spec.window_ms,
+                    got.old.watermark,
+                    model.spec.window_ms,
                     self._grace,
                     topic,
                     partition,
                     offset,
                 )
             )
-            return p
-        if closed:
-            self._closed_by_reading.inc(len(closed))
-            st = self._close([(dev, stats) for stats in closed], {dev: st}, model, out)[dev]
-        st, alerts = observe(st, reading.ts, model.version, seen_at=p)
-        self._emit_alerts(alerts, out)
-        part.save(dev, st, old)
-        # new, or back after going quiet: make sure the clock will look at it again
-        if (old.seen_at is None or elapsed(p, old.seen_at) >= rules.idle_ms) and (
-            not part.schedule.scheduled(dev)
-        ):
-            part.schedule.push(dev, p + rules.idle_ms, p)
-        return p
+        if got.closing is not None:
+            self._closed_by_reading.inc(len(got.closing.outcomes))
+            self._emit(got.closing, out)
+        self._emit_alerts(got.alerts, out)
+        return got.p
 
     def _sweep(
         self,
@@ -230,48 +212,23 @@ class Engine:
         out: list[Output],
     ) -> None:
         """Handle the devices due as the partition time moves from ``before`` to
-        ``now_et``: close quiet devices' windows, open ``device_silent``, forget devices
-        past their time-to-live, and schedule the rest again."""
-        due = sweep(part, before, now_et, model.spec, self._grace, rules)
-        if not due.advanced:
-            return
-        if due.closed:
-            self._metrics.windows_closed.labels("clock").inc(len(due.closed))
-        states = self._close(due.closed, due.advanced, model, out)
-        params = model.params
-        for dev, st in states.items():
-            d = due.due[dev]
-            assert st.last_seen is not None and st.seen_at is not None
-            own = device_time(now_et, st.last_seen, st.seen_at)
-            if d.silent:
-                st, alerts = silence(st, own, params, model.version)
-                self._emit_alerts(alerts, out)
-            if d.forget:
-                self._emit_alerts(forget(st, own, model.version), out)
-                part.forget(dev)
-                self._metrics.devices_forgotten.inc()
-                continue
-            part.save(dev, st, due.old[dev])
-            if d.next_due is not None:
-                part.schedule.push(dev, d.next_due, now_et)
-            else:
-                part.schedule.forget(dev)
-            if d.quiet:
-                part.evict(dev)
+        ``now_et`` (:func:`models.partition.on_time`)."""
+        done = on_time(part, before, now_et, self._stage(model), self._grace, rules)
+        if done.clock_closed:
+            self._metrics.windows_closed.labels("clock").inc(done.clock_closed)
+        if done.closing is not None:
+            self._emit(done.closing, out)
+        self._emit_alerts(done.alerts, out)
+        if done.forgotten:
+            self._metrics.devices_forgotten.inc(done.forgotten)
 
-    def _close(
-        self,
-        windows: Iterable[tuple[str, WindowStats]],
-        states: Mapping[str, DeviceState],
-        model: ActiveModel,
-        out: list[Output],
-    ) -> dict[str, DeviceState]:
-        """Close windows with one model call (:func:`models.close_windows`); per window,
-        its prediction and then its alerts go to ``out``. Returns the new states."""
+    def _stage(self, model: ActiveModel) -> ModelStage:
+        """The model as the window stage needs it (no forecasts without the model stage)."""
         predict = self._inference.predictor(model) if self._model_stage else None
-        closing = close_windows(
-            windows, states, model.spec, model.params, model.name, model.version, predict
-        )
+        return ModelStage(model.spec, model.params, model.name, model.version, predict)
+
+    def _emit(self, closing: Closing, out: list[Output]) -> None:
+        """Per closed window: its scored forecast, its prediction, then its alerts."""
         for outcome in closing.outcomes:
             if outcome.evaluation is not None:
                 self._score(outcome.evaluation, out)
@@ -279,7 +236,6 @@ class Engine:
                 out.append(prediction_output(outcome.prediction))
                 self._metrics.predictions.inc()
             self._emit_alerts(outcome.alerts, out)
-        return closing.states
 
     def _score(self, e: Evaluation, out: list[Output]) -> None:
         out.append(evaluation_output(e))

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.settings import (
+    ClockSettings,
     DurationMs,
     EventTimeSettings,
     GraceSetting,
@@ -21,7 +22,13 @@ from iotml.core.topics import ProcessorTopics
 
 
 class ProcessorSettings(
-    KafkaSettings, EventTimeSettings, HttpSettings, ModelLocation, GraceSetting, ProcessorTopics
+    KafkaSettings,
+    EventTimeSettings,
+    ClockSettings,
+    HttpSettings,
+    ModelLocation,
+    GraceSetting,
+    ProcessorTopics,
 ):
     """``iotml processor``: readings -> per-device windows -> forecasts and alerts."""
 
@@ -39,23 +46,6 @@ class ProcessorSettings(
         D("1s"),
         description="How often offsets, state and (exactly-once) the output transaction "
         "are committed. Under exactly-once, consumers see outputs only after a commit.",
-    )
-    idle_timeout: DurationMs | None = Field(
-        None,
-        description="A device without a reading for this much partition event time is "
-        "quiet: its open windows close at its own (estimated) time. Default: one model "
-        "window plus the grace period.",
-    )
-    silence_timeout: DurationMs | None = Field(
-        None,
-        description="Event time without readings after which device_silent opens "
-        "(default: the model's alert parameters; 0 disables).",
-    )
-    device_ttl: DurationMs = Field(
-        D("7d"),
-        description="A device silent for this much partition event time is forgotten: its "
-        "open alerts clear, then its state is deleted (changelog tombstones). 0 keeps "
-        "devices forever.",
     )
     heartbeat_interval: DurationMs = Field(
         D("5s"),

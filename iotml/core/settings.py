@@ -237,6 +237,28 @@ class GraceSetting(ServiceSettings):
     )
 
 
+class ClockSettings(ServiceSettings):
+    """The partition clock's thresholds (the processor, and ``iotml batch`` replaying it)."""
+
+    idle_timeout: DurationMs | None = Field(
+        None,
+        description="A device without a reading for this much partition event time is "
+        "quiet: its open windows close at its own (estimated) time. Default: one model "
+        "window plus the grace period.",
+    )
+    silence_timeout: DurationMs | None = Field(
+        None,
+        description="Event time without readings after which device_silent opens "
+        "(default: the model's alert parameters; 0 disables).",
+    )
+    device_ttl: DurationMs = Field(
+        D("7d"),
+        description="A device silent for this much partition event time is forgotten: its "
+        "open alerts clear, then its state is deleted (changelog tombstones). 0 keeps "
+        "devices forever.",
+    )
+
+
 class HttpSettings(ServiceSettings):
     """The metrics/health HTTP endpoint of a long-running service."""
 

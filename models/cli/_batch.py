@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -20,15 +21,18 @@ def batch(**kwargs: Any) -> None:
     """Recompute features, forecasts and alerts for recorded readings (batch view).
 
     Reads every partition of the readings topic (or the Parquet archive), runs the same
-    windowing, model and alert code as the processor, and writes predictions.parquet,
+    windowing, model and alert code as the processor, partition by partition with its
+    partition clock (quiet devices, device_silent, the device time-to-live: give the
+    processor's clock settings to reproduce its run), and writes predictions.parquet,
     alerts.parquet and summary.json to --output (and, with --publish, the Kafka topics).
     """
     s = build_settings(BatchSettings, kwargs)
     setup_logging(s.log_level)
     from models.batch import publish_view, write_view
+    from models.clock import rules_for
     from models.evaluation import parse_time
-    from models.replay import run
-    from models.sources import load_points
+    from models.replay import run_clocked
+    from models.sources import load_points, load_records
 
     reg = Registry(s.model_registry)
     now = time.time_ns() // 1_000_000  # one "now" for relative --start and --end
@@ -54,15 +58,19 @@ def batch(**kwargs: Any) -> None:
         artifact = reg.load(s.model_name, result.version)
     else:
         artifact = reg.load(s.model_name, s.model_version)
-        points = load_points(
-            s.input, artifact.spec.metric, None, s.kafka_config(), start_ms=start, end_ms=end
-        )
+    records = load_records(s.input, artifact.spec.metric, s.kafka_config(), start, end)
     grace = s.grace if s.grace is not None else artifact.grace_ms
-    view = run(points, artifact, grace, s.flush)
+    if s.silence_timeout is not None:
+        params = artifact.alert_params.with_overrides(silence_ms=s.silence_timeout)
+        artifact = dataclasses.replace(artifact, alert_params=params)
+    rules = rules_for(
+        artifact.spec, grace, s.idle_timeout, artifact.alert_params.silence_ms, s.device_ttl
+    )
+    view = run_clocked(records, artifact, grace, rules, s.flush)
     summary = {
         "model": f"{artifact.name}/{artifact.version}",
         "input": s.input,
-        "readings": len(points),
+        "readings": len(records),
         "late_readings": view.late,
         "windows": len(view.windows),
         "predictions": len(view.predictions),

@@ -78,7 +78,7 @@ def test_every_alert_event_is_also_the_latest_state_of_its_device_and_type():
 
 
 def test_a_record_whose_handling_fails_is_dead_lettered_and_the_rest_goes_on(monkeypatch):
-    import processor.core as core
+    import models.partition as core
 
     hz = Harness()
     real = core.add_reading
