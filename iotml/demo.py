@@ -1,9 +1,11 @@
 """``iotml demo``: the whole pipeline on one machine, without Docker.
 
 Brings up the local stack (real Kafka 4 and Mosquitto), ensures the topics, trains a model
-on synthetic history when the registry has none, starts bridge, processor and simulator as
-child processes, and shows the latest prediction and the open alerts per device. Ctrl-C (or
-``--duration``) stops the children, then the brokers if the demo started them.
+on synthetic history when the registry has none, starts bridge, processor, egress and
+simulator as child processes, and shows the latest prediction and the open alerts per
+device, and what egress published back to MQTT (:mod:`iotml.demo_mqtt`); at the end, the
+retained alert topics a late subscriber gets. Ctrl-C (or ``--duration``) stops the
+children, then the brokers if the demo started them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +27,7 @@ from pydantic import Field
 from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 from iotml.core.settings import ModelLocation
+from iotml.demo_mqtt import MqttSide, show_retained
 from iotml.stack.procs import free_port, stop_pid
 from iotml.stack.settings import StackSettings
 
@@ -41,7 +45,7 @@ class DemoSettings(StackSettings, ModelLocation):
     devices: int = Field(6, ge=1, le=1000, description="Simulated devices.")
     fault: str = Field(
         "dev-0003:drop@60s",
-        description="Fault injected by the simulator, as DEVICE:KIND[@AFTER] (see "
+        description="Fault injected by the simulator, as DEVICE:KIND[@START[-END]] (see "
         "`iotml simulate --help`); the default drops one device's temperature after a minute, "
         "as the real machine in the NAB data did before it failed.",
     )
@@ -63,6 +67,7 @@ class _View:
     n_predictions: int = 0
     n_alert_events: int = 0
     alerted_devices: set[str] = field(default_factory=set)
+    mqtt_retained: dict[str, dict[str, Any]] = field(default_factory=dict)  # at the end
 
     def on_prediction(self, p: dict[str, Any]) -> str:
         self.predictions[p["device_id"]] = p
@@ -131,6 +136,23 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
     )
 
 
+def _start_dashboard(
+    children: list[tuple[str, subprocess.Popen[bytes]]], common: dict[str, str], logs: Path
+) -> str:
+    """Start ``iotml dashboard`` on localhost (port 8080 when free) and say where it is."""
+    port = 8080
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            port = free_port()
+    env = {**common, "IOTML_HTTP_PORT": str(port)}
+    children.append(("dashboard", _start("dashboard", ["dashboard"], env, logs)))
+    page = f"live page: http://127.0.0.1:{port}/ (iotml dashboard)"
+    click.echo(page, err=True)
+    return page
+
+
 def needs_model(registry: Path, name: str) -> bool:
     """True when the registry has no published version of ``name`` (then the demo trains)."""
     from models.registry import Registry
@@ -160,6 +182,7 @@ def run_demo(s: DemoSettings) -> _View:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     view = _View()
+    side: MqttSide | None = None
     try:
         if needs_model(s.model_registry, s.model_name):
             click.echo(
@@ -186,6 +209,8 @@ def run_demo(s: DemoSettings) -> _View:
                     "IOTML_STATE_DIR": str(s.stack_dir / "processor-state"),
                 },
             ),
+            # before the simulator, so that egress publishes the first alert already
+            ("egress", ["egress"], {"IOTML_MQTT_URL": mqtt.url}),
             (
                 "simulator",
                 ["simulate", "--sim-devices", str(s.devices), "--sim-faults", s.fault],
@@ -195,7 +220,9 @@ def run_demo(s: DemoSettings) -> _View:
         for name, args, env in services:
             env = {**common, **env, "IOTML_HTTP_PORT": str(free_port())}
             children.append((name, _start(name, args, env, logs)))
-        click.echo(f"bridge, processor and simulator running; logs in {logs}", err=True)
+        click.echo(f"bridge, processor, egress and simulator running; logs in {logs}", err=True)
+        page = _start_dashboard(children, common, logs)
+        side = MqttSide(mqtt.port)
 
         consumer = Consumer(
             {
@@ -229,12 +256,16 @@ def run_demo(s: DemoSettings) -> _View:
                     if s.plain:
                         click.echo(line)
                 if not s.plain and time.monotonic() - last_draw >= 1.0:
-                    click.echo("\x1b[2J\x1b[H" + view.table())
+                    click.echo("\x1b[2J\x1b[H" + "\n".join([view.table(), page, "", *side.lines()]))
                     last_draw = time.monotonic()
         finally:
             consumer.close()
+        # as a subscriber connecting now sees it (while Mosquitto still runs)
+        view.mqtt_retained = show_retained(mqtt.port, click.echo)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if side is not None:
+            side.close()
         for name, child in reversed(children):
             if child.poll() is None:
                 stop_pid(child.pid, 30)
@@ -246,7 +277,8 @@ def run_demo(s: DemoSettings) -> _View:
             click.echo("stack: stopped", err=True)
     click.echo(
         f"demo: {view.n_predictions} predictions, {view.n_alert_events} alert events, "
-        f"alerts on {sorted(view.alerted_devices)}"
+        f"alerts on {sorted(view.alerted_devices)}, "
+        f"{len(view.mqtt_retained)} retained alert topics on MQTT"
     )
     return view
 
@@ -254,10 +286,13 @@ def run_demo(s: DemoSettings) -> _View:
 @click.command("demo")
 @settings_options(DemoSettings)
 def demo(**kwargs: Any) -> None:
-    """Run the whole pipeline locally: real Kafka + Mosquitto, bridge, processor, simulator.
+    """Run the whole pipeline locally: real Kafka + Mosquitto, bridge, processor, egress,
+    simulator.
 
     Trains a model on synthetic history first when the registry has none. Shows the latest
-    prediction and open alerts per device; Ctrl-C stops everything cleanly.
+    prediction and open alerts per device, and the alert topics egress publishes on MQTT;
+    at the end, the retained alert topics (and their state) a new subscriber receives.
+    Ctrl-C stops everything cleanly.
     """
     s = build_settings(DemoSettings, kwargs)
     setup_logging(s.log_level)

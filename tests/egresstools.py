@@ -27,7 +27,7 @@ from iotml.stack import MosquittoBroker
 from iotml.stack.procs import free_port
 from tests.kafkatools import produce
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ALERTS = "iotml/+/+/alerts/+"
 
 
@@ -91,6 +91,7 @@ def egress_topics(topics: Callable[..., str]) -> dict[str, str]:
         "topic_alerts": topics("alerts", 4),
         "topic_alert_state": topics("alert-state", 4, **{"cleanup.policy": "compact"}),
         "topic_predictions": topics("predictions", 4),
+        "topic_egress_dlq": topics("egress-dlq", 1),
     }
 
 

@@ -33,6 +33,7 @@ ALERT_NAMES = {
     "anomaly": "Anomaly",
     "out_of_range": "Out of range",
     "device_silent": "Silent",
+    "deviation": "Off its normal",
 }
 PAYLOAD_ON, PAYLOAD_OFF = "open", "cleared"
 

@@ -97,7 +97,8 @@ class Inputs:
         try:
             md = consumer.list_topics(timeout=5)
             self._set_up(True)
-            missing = [t for t in [*topics, s.topic_alert_state] if t not in md.topics]
+            needed = [*topics, s.topic_alert_state, s.topic_egress_dlq]
+            missing = [t for t in needed if t not in md.topics]
             if missing:
                 log.warning(
                     "Kafka topics %s do not exist: create them with `iotml topics ensure`; "

@@ -24,6 +24,7 @@ from iotml.core.records import Alert, Prediction
 from iotml.core.strictjson import decode_json
 
 __all__ = [
+    "BAD_MQTT_TOPIC",
     "CONTENT_TYPE",
     "Outgoing",
     "alert_message",
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 CONTENT_TYPE = "application/json"
+
+#: The longest topic MQTT can carry (a UTF-8 string with a two-byte length).
+MAX_TOPIC_BYTES = 65_535
+#: The reason of a record whose topic MQTT cannot carry (it goes to the dead letters).
+BAD_MQTT_TOPIC = "bad_mqtt_topic"
 
 #: What a record's MQTT message is for (the label of the published metric).
 ALERT, FORECAST, EVALUATION, STATE, DISCOVERY = (
@@ -89,6 +95,21 @@ def parse(kind: str, raw: bytes | None) -> tuple[Alert | Prediction | Evaluation
     return record, tags_of(obj)
 
 
+def _topic(
+    template: TopicTemplate, values: Mapping[str, str], tags: Mapping[str, str], default: str
+) -> str:
+    """The rendered topic; :class:`RecordError` when MQTT cannot carry it. Every value fills
+    one level with no wildcard (:mod:`~bridge.egress.templates`), so only its length can
+    be wrong: a template with many tag placeholders, each up to the tags' bound."""
+    topic = template.render(values, tags, default)
+    size = len(topic.encode("utf-8", "surrogatepass"))
+    if size > MAX_TOPIC_BYTES:
+        raise RecordError(
+            BAD_MQTT_TOPIC, f"the topic would be {size} bytes, more than MQTT's {MAX_TOPIC_BYTES}"
+        )
+    return topic
+
+
 def order(alert: Alert) -> tuple[int, int]:
     """Where an event stands in its device and type's history: by event time, and a clear
     after the open at the same time."""
@@ -105,7 +126,7 @@ def alert_message(
     retain: bool = True,
     kind: str = ALERT,
 ) -> Outgoing:
-    topic = template.render({"device": alert.device_id, "type": alert.type}, tags, default)
+    topic = _topic(template, {"device": alert.device_id, "type": alert.type}, tags, default)
     props = [("alert_id", alert.alert_id)]
     if alert.model_version:
         props.append(("model_version", alert.model_version))
@@ -126,7 +147,7 @@ def forecast_message(
     remaining = p.target_ts - now_ms
     if remaining <= 0:
         return None
-    topic = template.render({"device": p.device_id, "metric": p.metric}, tags, default)
+    topic = _topic(template, {"device": p.device_id, "metric": p.metric}, tags, default)
     expiry = -(-remaining // 1000)  # whole seconds, rounded up: never expires early
     return Outgoing(topic, raw, retain, FORECAST, expiry, (("model_version", p.model_version),))
 
@@ -134,7 +155,7 @@ def forecast_message(
 def evaluation_message(
     e: Evaluation, raw: bytes, tags: Mapping[str, str], template: TopicTemplate, default: str
 ) -> Outgoing:
-    topic = template.render({"device": e.device_id, "metric": e.metric}, tags, default)
+    topic = _topic(template, {"device": e.device_id, "metric": e.metric}, tags, default)
     return Outgoing(topic, raw, False, EVALUATION, None, (("model_version", e.model_version),))
 
 

@@ -35,9 +35,32 @@ class EgressMetrics:
         )
         self.rejected = Counter(
             "iotml_egress_rejected",
-            "Kafka records that are not valid records of their topic, by topic and reason; "
-            "logged at WARNING with topic, partition and offset, and skipped.",
+            "Records of the alert-state topic that are not alert events, by topic and "
+            "reason; logged at WARNING and skipped by the rebuild.",
             ["topic", "reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "iotml_egress_dead_letters",
+            "Records egress could not publish, written to the egress dead-letter topic, by "
+            "reason (invalid_json, wrong_type, bad_mqtt_topic, mqtt_refused, ...).",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters_truncated = Counter(
+            "iotml_egress_dead_letters_truncated",
+            "Dead letters whose record value was cut to a prefix to fit in Kafka.",
+            registry=r,
+        )
+        self.dead_letters_lost = Counter(
+            "iotml_egress_dead_letters_lost",
+            "Dead letters Kafka refused even without the record's value (logged at ERROR).",
+            registry=r,
+        )
+        self.other_instance = Gauge(
+            "iotml_egress_other_instance",
+            "1 while another egress instance runs with the same consumer group (a deployment "
+            "error: egress must run as a single instance; logged at ERROR every minute).",
             registry=r,
         )
         self.expired = Counter(

@@ -4,6 +4,7 @@ the retain decision and the Home Assistant discovery configs a new device needs 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from bridge.egress.alertstate import RetainedBook, StateEntry
 from bridge.egress.discovery import Discovery
@@ -20,6 +21,7 @@ from bridge.egress.messages import (
 )
 from bridge.egress.metrics import EgressMetrics
 from bridge.egress.settings import EgressSettings
+from iotml.core.errors import RecordError
 from iotml.core.evaluations import Evaluation
 from iotml.core.records import ALERT_TYPES, Alert, Prediction
 
@@ -37,6 +39,7 @@ class Outbox:
         self.default = settings.egress_tag_default
         self.retain_forecasts = settings.egress_forecast_retain
         self.alert_topic, self.forecast_topic, self.evaluation_topic = settings.templates()
+        self.alert_state_topic = settings.topic_alert_state
         self.kinds = {
             settings.topic_alerts: ALERT,
             settings.topic_predictions: FORECAST,
@@ -60,13 +63,12 @@ class Outbox:
         record, tags = parse(kind, raw)
         assert raw is not None
         if isinstance(record, Alert):
-            retain = self.book.offer(record)
-            if not retain:
+            alert = alert_message(record, raw, tags, self.alert_topic, self.default)
+            if not self.book.offer(record):  # only once the message exists: it may raise
                 self.metrics.not_retained.inc()
+                alert = replace(alert, retain=False)
             out = self._announce_alerts(record.device_id, tags)
-            out.append(
-                alert_message(record, raw, tags, self.alert_topic, self.default, retain=retain)
-            )
+            out.append(alert)
             return out
         if isinstance(record, Prediction):
             message = forecast_message(
@@ -88,15 +90,19 @@ class Outbox:
 
     def for_state(self, entry: StateEntry) -> list[Outgoing]:
         """The messages that restore one retained state from the alert-state topic; none if
-        a newer event of that device and type is retained already."""
+        a newer event of that device and type is retained already, or if its topic cannot
+        be published on (its event went to the dead letters)."""
+        try:
+            message = alert_message(
+                entry.alert, entry.raw, entry.tags, self.alert_topic, self.default, kind=STATE
+            )
+        except RecordError as exc:
+            self.metrics.rejected.labels(self.alert_state_topic, exc.reason).inc()
+            return []
         if not self.book.offer(entry.alert):
             return []
         out = self._announce_alerts(entry.alert.device_id, entry.tags)
-        out.append(
-            alert_message(
-                entry.alert, entry.raw, entry.tags, self.alert_topic, self.default, kind=STATE
-            )
-        )
+        out.append(message)
         return out
 
     def _announce_alerts(self, device_id: str, tags: Mapping[str, str]) -> list[Outgoing]:

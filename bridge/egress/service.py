@@ -6,7 +6,9 @@ Each loop turn serves the MQTT socket (PUBACKs release records in the
 order, and every ``egress_commit_interval`` commits the offsets whose records the broker
 acknowledged with everything before them. While the broker is unreachable, paho keeps the
 messages (up to the cap; then reading stops) and sends them, in order, once the connection
-is back; then the retained alert state is rebuilt (:mod:`bridge.egress.rebuild`).
+is back; then the retained alert state is rebuilt (:mod:`bridge.egress.rebuild`). Records
+that cannot be published go to the dead-letter topic (:mod:`bridge.egress.deadletters`).
+Egress reads nothing until it knows it is the only instance (:mod:`bridge.egress.presence`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from bridge._mqtt import make_client
+from bridge.egress.deadletters import MQTT_REFUSED, DeadLetters, Source
 from bridge.egress.inputs import Inputs
 from bridge.egress.messages import Outgoing, mqtt_properties
 from bridge.egress.metrics import EgressMetrics
 from bridge.egress.outbox import Outbox
+from bridge.egress.presence import Presence
 from bridge.egress.rebuild import Rebuild
 from bridge.egress.settings import EgressSettings
 from bridge.egress.tracker import CommitTracker
 from bridge.errors import BridgeError
+from iotml.core.deadletters import UNPROCESSABLE, describe
 from iotml.core.errors import RecordError
 from iotml.core.eventtime import now_ms
 
@@ -52,6 +57,9 @@ class Egress:
         self.inputs = Inputs(settings, self.tracker, self.metrics)
         self.outbox = Outbox(settings, self.metrics, version or "unknown")
         self.rebuild = Rebuild(settings, self.inputs, self.outbox, self.metrics)
+        self.dead = DeadLetters(settings, self.tracker, self.metrics)
+        self.presence = Presence(settings, self.metrics)
+        self._sources: dict[int, Source] = {}  # message id -> the record it publishes
         self._v5 = settings.mqtt_protocol == "5"
         self._outstanding: set[int] = set()  # message ids awaiting their PUBACK
         self.metrics.watch(lambda: len(self._outstanding))
@@ -71,6 +79,8 @@ class Egress:
         if not self.inputs.kafka_up:
             return False, "Kafka not reachable"
         if not self.inputs.attached:
+            if not self.presence.alone:
+                return False, "waiting to be the only egress instance of the group"
             return False, "Kafka topics not assigned yet"
         return True, "ok"
 
@@ -111,12 +121,17 @@ class Egress:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._outstanding.discard(mid)
+        source = self._sources.pop(mid, None)
         self.metrics.acked.inc()
         if reason is not None and reason.is_failure:
             # a refusal no retry can change (not authorised, bad topic...): holding the
-            # record would stop egress on one message
+            # record would stop egress on one message, so it goes to the dead letters
             self.metrics.refused.labels(str(reason)).inc()
             log.error("MQTT broker refused message %d: %s", mid, reason)
+            if source is not None:
+                token = self.dead.send(source, MQTT_REFUSED, f"PUBACK: {reason}")
+                self.tracker.replace(mid, token)
+                return
         self.tracker.ack(mid)
 
     # ---- the loop ----
@@ -145,13 +160,16 @@ class Egress:
         )
         next_connect = next_attach = next_commit = 0.0
         try:
+            self.presence.start()
             while not self._stopping.is_set():
                 now = time.monotonic()
+                self.presence.check()
+                self.dead.poll()
                 if client.socket() is None and now >= next_connect:
                     self._connect(client, host, port)
                     next_connect = now + self._backoff
                     self._backoff = min(self._backoff * 2, s.mqtt_reconnect_max / 1000)
-                if not self.inputs.attached and now >= next_attach:
+                if not self.inputs.attached and self.presence.alone and now >= next_attach:
                     next_attach = now + _ATTACH_RETRY_S
                     self.inputs.attach()
                 busy = self._turn(client)
@@ -198,20 +216,22 @@ class Egress:
             )
 
     def _handle(self, m: Any) -> None:
-        """Publish one record's messages and register them with the tracker."""
-        topic, partition, offset = m.topic(), m.partition(), m.offset()
-        self.metrics.consumed.labels(topic).inc()
+        """Publish one record's messages (or its dead letter) and register them with the
+        tracker."""
+        source = Source.of(m)
+        self.metrics.consumed.labels(source.topic).inc()
         try:
-            out = self.outbox.for_record(topic, m.value(), now_ms())
+            out = self.outbox.for_record(source.topic, source.value, now_ms())
         except RecordError as exc:
-            self.metrics.rejected.labels(topic, exc.reason).inc()
-            log.warning("skipping %s[%d]@%d: %s", topic, partition, offset, exc)
-            out = []
+            mids = [self.dead.send(source, exc.reason, exc.detail)]
         except Exception as exc:  # one record must never stop egress
-            self.metrics.rejected.labels(topic, "unprocessable").inc()
-            log.exception("skipping %s[%d]@%d: %s", topic, partition, offset, exc)
-            out = []
-        self.tracker.add((topic, partition), offset, [self._publish(o) for o in out])
+            log.exception("unforeseen error on %s[%d]", source.topic, source.partition)
+            mids = [self.dead.send(source, UNPROCESSABLE, describe(exc))]
+        else:
+            mids = [self._publish(o) for o in out]
+            if mids:  # the record's own message comes last, after discovery configs
+                self._sources[mids[-1]] = source
+        self.tracker.add((source.topic, source.partition), source.offset, mids)
 
     def _publish_all(self, messages: list[Outgoing]) -> int:
         for out in messages:
@@ -244,20 +264,24 @@ class Egress:
                 and time.monotonic() < deadline
             ):
                 client.loop(timeout=0.02)
+            self.dead.flush(max(0.0, deadline - time.monotonic()))
             if self.inputs.attached:
                 self.inputs.commit(wait=True)
-            left = len(self._outstanding)
+            left = len(self._outstanding) + self.dead.pending
             self._mqtt_up = False
             if client is not None and client.socket() is not None:
                 client.disconnect()
             if left:
                 log.warning(
-                    "stopped: %d message(s) not acknowledged by the MQTT broker; their "
-                    "records were not committed and are published again at the next start",
+                    "stopped: %d message(s) not acknowledged by the MQTT broker (or dead "
+                    "letters by Kafka); their records were not committed and are handled "
+                    "again at the next start",
                     left,
                 )
             else:
                 log.info("stopped cleanly: every message published was acknowledged")
         finally:
             self.inputs.close()
+            self.presence.close()
+            self.dead.close(0)
             self.metrics.mqtt_connected.set(0)

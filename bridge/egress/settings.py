@@ -16,7 +16,7 @@ from bridge.egress.templates import TopicTemplate
 from bridge.settings import BridgeSettings
 from iotml.core.durations import parse_duration_ms as D
 from iotml.core.settings import DurationMs, HttpSettings, KafkaSettings, MqttSettings
-from iotml.core.topics import OutputTopics, ProcessorTopics
+from iotml.core.topics import EgressDeadLetterTopic, OutputTopics, ProcessorTopics
 
 __all__ = ["ALERT_FIELDS", "METRIC_FIELDS", "EgressSettings"]
 
@@ -32,8 +32,9 @@ ALERT_FIELDS = ("device", "type")
 METRIC_FIELDS = ("device", "metric")
 
 
-class EgressTopics(OutputTopics):
-    """The Kafka topics egress reads (the definitions of the topic spec)."""
+class EgressTopics(OutputTopics, EgressDeadLetterTopic):
+    """The Kafka topics egress reads and its dead-letter topic (the definitions of the
+    topic spec)."""
 
     topic_evaluations: str = _same_as(ProcessorTopics, "topic_evaluations")
     topic_alert_state: str = _same_as(ProcessorTopics, "topic_alert_state")
@@ -60,7 +61,8 @@ class EgressSettings(KafkaSettings, MqttSettings, HttpSettings, EgressTopics):
         "_",
         min_length=1,
         description="Value of a tag placeholder such as {site} when the record has no such "
-        "tag (alerts and forecasts carry no tags yet, so {site} is this value).",
+        "tag (records carry the tags of their device's latest reading, e.g. the site the "
+        "bridge took from the MQTT topic).",
     )
     egress_forecasts: bool = Field(True, description="Publish forecasts (topic predictions).")
     egress_evaluations: bool = Field(
@@ -75,7 +77,9 @@ class EgressSettings(KafkaSettings, MqttSettings, HttpSettings, EgressTopics):
         "iotml-egress",
         min_length=1,
         description="Kafka consumer group whose committed offsets say where egress resumes. "
-        "Run one egress per group and MQTT broker: it reads every partition itself.",
+        "Egress does not scale out: run ONE instance per group and MQTT broker (it reads "
+        "every partition itself). A second instance with the same group is refused at "
+        "start; one that joins later makes the running instance log errors.",
     )
     egress_start: Literal["latest", "earliest"] = Field(
         "latest",
@@ -118,6 +122,7 @@ class EgressSettings(KafkaSettings, MqttSettings, HttpSettings, EgressTopics):
     mqtt_keepalive: int = _same_as(BridgeSettings, "mqtt_keepalive")
     mqtt_reconnect_min: int = _same_as(BridgeSettings, "mqtt_reconnect_min")
     mqtt_reconnect_max: int = _same_as(BridgeSettings, "mqtt_reconnect_max")
+    max_dead_letter_bytes: int = _same_as(BridgeSettings, "max_dead_letter_bytes")
     shutdown_timeout: DurationMs = Field(
         D("10s"),
         description="On SIGTERM, how long to wait for the MQTT broker to acknowledge what "

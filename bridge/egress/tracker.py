@@ -63,6 +63,15 @@ class CommitTracker:
             self._next[tp] = queue.popleft()[0] + 1
         return True
 
+    def replace(self, mid: int, token: int) -> bool:
+        """Message ``mid`` is no longer awaited; its record waits for ``token`` instead (the
+        delivery of its dead letter). ``False`` if ``mid`` was not tracked."""
+        found = self._by_mid.pop(mid, None)
+        if found is None:
+            return False
+        self._by_mid[token] = found
+        return True
+
     def skip_to(self, tp: TopicPartitionKey, offset: int) -> None:
         """The partition's position moved to ``offset`` without a record (past a
         transaction marker): once every record before it is done, commit up to there."""

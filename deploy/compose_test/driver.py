@@ -1,10 +1,12 @@
 """The compose test: ``docker-compose.yml`` brought up on a real engine, checked end to end.
 
 Static pre-check, build, ``up -d``, the first prediction and the first alert on the host's
-Kafka (the EXTERNAL listener the README's consumers use), ``--scale processor=3`` with the
+Kafka (the EXTERNAL listener the README's consumers use), egress's retained alerts,
+forecasts and discovery configs on the host's Mosquitto, ``--scale processor=3`` with the
 readings partitions shared by three consumer-group members and predictions continuing,
-the README's ``docker compose exec kafka ...`` consumer, a graceful ``stop``, then
-``down -v`` whatever happened, with a check that nothing of the project is left.
+the retrainer's first decision, the README's ``docker compose exec kafka ...`` consumer, a
+graceful ``stop``, then ``down -v`` whatever happened, with a check that nothing of the
+project is left (:mod:`deploy.compose_test.service_checks` for egress and the retrainer).
 
 ``run.sh`` (``make compose-test``) prepares the engine and calls this with the Compose
 binary; the engine is reached through ``DOCKER_HOST``.
@@ -31,7 +33,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from deploy.compose_test import ca, check
+from deploy.compose_test import ca, check, service_checks
 from deploy.compose_test.healthchecks import HealthcheckRunner
 from deploy.compose_test.kafka_checks import (
     ALERTS,
@@ -167,6 +169,8 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
         alert = outputs.alerts[0]
         report.timings["first alert after up"] = outputs.first_seen[ALERTS] - up_start
         say(f"first alert: {alert['device_id']} {alert['type']} {alert['event']}")
+        with report.timed("egress: alert state on MQTT"):
+            report.figures.update(service_checks.check_egress())
 
         devices = {v["device_id"] for _, _, v in outputs.predictions}
         before = _running_ids(compose)
@@ -230,6 +234,15 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
             )
     finally:
         outputs.close()
+
+    with report.timed("retrainer: first decision"):
+        report.figures.update(
+            service_checks.check_retrainer(
+                lambda service, *args: (
+                    compose.run("exec", "-T", service, *args, timeout=180, capture=True).stdout
+                )
+            )
+        )
 
     # The README's other way to read the alerts, bounded so that it ends.
     with report.timed("README's exec consumer"):
@@ -332,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             # session's conmon behind for minutes.
             stop(compose, report)
         except Exception as exc:
-            expected = isinstance(exc, (Failed, NotSeen, KafkaException))
+            expected = isinstance(exc, (Failed, NotSeen, service_checks.Wrong, KafkaException))
             failure = str(exc) if expected else f"{type(exc).__name__}: {exc}"
             if not expected:
                 traceback.print_exc()

@@ -9,9 +9,10 @@ forecast is the last value the forecast was made from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from iotml.core.errors import RecordError
 from iotml.core.identifiers import check_device_id
 from iotml.core.records import (
     SCHEMA_VERSION,
@@ -22,6 +23,12 @@ from iotml.core.records import (
     _loads,
     _version,
 )
+from iotml.core.tags import checked_tags as _tags
+
+#: Who made the forecast: the live version (its predictions are published) or a shadow
+#: candidate run beside it on the same windows (scored only, ``IOTML_SHADOW_VERSION``).
+LIVE, SHADOW = "live", "shadow"
+ROLES = (LIVE, SHADOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,8 @@ class Evaluation:
     persistence: float  # the last value the forecast was made from
     model_name: str
     model_version: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # the device's (iotml.core.tags)
+    role: str = LIVE  # LIVE | SHADOW
     v: int = SCHEMA_VERSION
 
     @property
@@ -61,6 +70,8 @@ class Evaluation:
             "persistence_abs_error": self.persistence_abs_error,
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "tags": dict(self.tags),
+            "role": self.role,
         }
 
     def to_json(self) -> bytes:
@@ -79,8 +90,16 @@ class Evaluation:
             persistence=_finite("persistence", obj.get("persistence")),
             model_name=_identifier("model_name", obj.get("model_name")),
             model_version=_identifier("model_version", obj.get("model_version")),
+            tags=_tags(obj),
+            role=_role(obj.get("role", LIVE)),  # absent in records from before shadows
         )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Evaluation:
         return cls.from_dict(_loads(raw))
+
+
+def _role(value: object) -> str:
+    if value not in ROLES:
+        raise RecordError("wrong_type", f"unknown evaluation role {value!r}")
+    return str(value)

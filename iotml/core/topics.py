@@ -72,7 +72,18 @@ class ProcessorTopics(EvaluationsTopic, ReadingsTopic, OutputTopics):
     )
 
 
-class TopicNames(ModelEventsTopic, BridgeTopics, ProcessorTopics):
+class EgressDeadLetterTopic(ServiceSettings):
+    """Where ``iotml egress`` puts the records it cannot publish to MQTT."""
+
+    topic_egress_dlq: str = Field(
+        "egress-dlq",
+        description="Egress dead-letter topic: records egress cannot publish to MQTT (not "
+        "valid JSON or records, an MQTT topic that cannot be published on, refused by the "
+        "broker), reason in headers.",
+    )
+
+
+class TopicNames(ModelEventsTopic, BridgeTopics, ProcessorTopics, EgressDeadLetterTopic):
     """Every topic name, so that one variable renames a topic everywhere."""
 
 
@@ -124,6 +135,7 @@ def topic_specs(s: TopicLayout) -> list[TopicSpec]:
         TopicSpec(s.topic_evaluations, s.output_partitions, s.output_retention, rf),
         TopicSpec(s.topic_processor_dlq, 1, s.dlq_retention, rf),
         TopicSpec(s.topic_model_events, 1, s.output_retention, rf),
+        TopicSpec(s.topic_egress_dlq, 1, s.dlq_retention, rf),
         TopicSpec(
             s.topic_alert_state,
             s.output_partitions,

@@ -1,5 +1,5 @@
 """`iotml demo` runs the whole pipeline through real brokers and shows predictions and the
-injected fault's alert."""
+injected fault's alert, on Kafka and, through egress, retained on MQTT."""
 
 from __future__ import annotations
 
@@ -44,3 +44,11 @@ def test_demo_shows_predictions_and_an_alert_for_the_injected_fault(tmp_path, ka
     lines = proc.stdout.splitlines()
     assert any(line.startswith("prediction device=") for line in lines), proc.stdout[-2000:]
     assert any(line.startswith("alert open device=dev-0003") for line in lines), proc.stdout[-3000:]
+    # the MQTT side: egress published the alert back, retained on its site's topic (the
+    # simulator puts dev-0003 at site-1), as a subscriber connecting at the end sees it
+    mqtt = [line.split() for line in lines if line.startswith("mqtt retained ")]
+    assert any(
+        topic.startswith("iotml/site-1/dev-0003/alerts/") and event in ("open", "cleared")
+        for _, _, topic, event, _ in mqtt
+    ), proc.stdout[-3000:]
+    assert lines[-1].endswith(f"{len(mqtt)} retained alert topics on MQTT")

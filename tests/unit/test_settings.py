@@ -123,6 +123,7 @@ def test_topic_spec_defaults():
         "alert-state",
         "evaluations",
         "model-events",
+        "egress-dlq",
     }
     assert specs["readings"].partitions == 4
     assert specs["readings"].topic_config()["cleanup.policy"] == "delete"
