@@ -1,11 +1,11 @@
 # One Dockerfile, three images from the same code and CLI:
-#   --target slim      : iotml-slim      — bridge, simulator, topic admin (no TensorFlow)
+#   --target slim      : iotml-slim      — bridge, simulator, egress, dashboard, topic admin (no TensorFlow)
 #   --target processor : iotml-processor — the stream processor (NumPy inference, no TensorFlow)
 #   --target full      : iotml           — trainer, evaluate, batch, archive (TensorFlow CPU)
 # Behind a TLS-intercepting proxy, pass its CA certificates (PEM text) for the build only:
 #   docker compose build --build-arg EXTRA_CA_CERTS="$(cat corp-ca.pem)"
 # The build context holds only what .dockerignore lets in: pyproject.toml, README.md, the
-# four packages and the pip wrapper (deploy/docker/pip-ca).
+# five packages and the pip wrapper (deploy/docker/pip-ca).
 
 # The project as a wheel, built apart so that the images get no source tree or build files.
 FROM python:3.11-slim AS wheel
@@ -17,6 +17,7 @@ COPY iotml /src/iotml
 COPY bridge /src/bridge
 COPY processor /src/processor
 COPY models /src/models
+COPY dashboard /src/dashboard
 RUN pip-ca wheel --quiet --no-deps --wheel-dir /wheels /src
 
 FROM python:3.11-slim AS base
@@ -32,7 +33,7 @@ RUN mkdir iotml && touch iotml/__init__.py README.md
 
 FROM base AS slim
 ARG EXTRA_CA_CERTS=""
-RUN pip-ca install --quiet ".[bridge]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+RUN pip-ca install --quiet ".[bridge,dashboard]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 WORKDIR /home/iotml

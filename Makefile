@@ -11,6 +11,9 @@ setup:
 		$(APT) update -qq && $(APT) install -y -qq mosquitto; fi
 	@command -v java >/dev/null || { $(APT) update -qq && $(APT) install -y -qq openjdk-17-jre-headless; }
 	@command -v mvn >/dev/null || { $(APT) update -qq && $(APT) install -y -qq maven; }
+	@# headless Chromium and its driver for the dashboard's browser test (Debian's packages)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(APT) update -qq && $(APT) install -y -qq chromium chromium-driver; }
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	$(PYTHON) -m iotml stack fetch
 

@@ -47,6 +47,12 @@ def _egress() -> click.Command:
     return egress
 
 
+def _dashboard() -> click.Command:
+    from dashboard.cli import dashboard
+
+    return dashboard
+
+
 def _processor() -> click.Command:
     from processor.cli import processor
 
@@ -109,6 +115,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "simulate": _simulate,
     "egress": _egress,
     "processor": _processor,
+    "dashboard": _dashboard,
     "train": _train,
     "evaluate": _evaluate,
     "models": _models,
@@ -120,7 +127,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
 }
 
 # The top-level package of each service command (absent from slim installs).
-PACKAGES = ("bridge", "processor", "models")
+PACKAGES = ("bridge", "processor", "models", "dashboard")
 
 
 # The extra that provides each command's dependencies (for a clear error in slim installs).
@@ -129,6 +136,7 @@ EXTRAS: dict[str, str] = {
     "simulate": "bridge",
     "egress": "bridge",
     "processor": "processor",
+    "dashboard": "dashboard",
     "train": "models",
     "evaluate": "models",
     "models": "models",

@@ -33,6 +33,12 @@ def _settings_classes() -> Iterator[tuple[str, type[BaseSettings]]]:
     except ModuleNotFoundError:
         pass
     try:
+        from dashboard.settings import DashboardSettings
+
+        yield "iotml dashboard", DashboardSettings
+    except ModuleNotFoundError:
+        pass
+    try:
         from models.settings import (
             ArchiveSettings,
             BatchSettings,

@@ -105,6 +105,7 @@ def test_build_context_is_an_allowlist_that_keeps_data_out():
         "bridge",
         "processor",
         "models",
+        "dashboard",
         "deploy/docker/pip-ca",
     }
     assert not list(Path(REPO).glob("**/machine_temperature_system_failure.csv"))

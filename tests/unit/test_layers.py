@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.shared_data import REPO
 
-PACKAGES = ("iotml", "bridge", "processor", "models")
+PACKAGES = ("iotml", "bridge", "processor", "models", "dashboard")
 
 
 def _copy_tree(dst: Path) -> Path:
