@@ -1,0 +1,149 @@
+"""``iotml batch --engine dask`` gives the local engine's view of the same archive: the same
+windows, forecasts and alert ids, written by the workers as date-partitioned Parquet."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import models.distributed
+from models.cli import batch
+from models.distributed import Job, dask_client, run_dask_batch
+from models.registry import Artifact
+from models.replay import iter_clocked, run_clocked
+from tests.dask_fixtures import QUIET, archive_rows, write_archive
+from tests.model_fixtures import train_tiny_artifact
+
+SILENCE = "30s"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(registry, archive, the local engine's output)."""
+    base = tmp_path_factory.mktemp("dask")
+    registry = base / "registry"
+    train_tiny_artifact(registry, residual_threshold=0.3, overheat_threshold=45.0)
+    archive = write_archive(base / "archive", archive_rows())
+    local = base / "local"
+    result = CliRunner().invoke(batch, _args(registry, archive, local, "local"))
+    assert result.exit_code == 0, result.output
+    return registry, archive, local
+
+
+def _args(registry: Path, archive: Path, out: Path, engine: str, *more: str) -> list[str]:
+    return [
+        *("--input", str(archive), "--model-registry", str(registry), "--model-name", "temp"),
+        *("--output", str(out), "--engine", engine, "--silence-timeout", SILENCE, "--flush"),
+        *more,
+    ]
+
+
+def _predictions(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (r["device_id"], r["window_end"], r["features"], r["forecast"], tuple(r["tags"]))
+        for r in rows
+    )
+
+
+def _alerts(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted((r["alert_id"], r["event"], r["ts"], r["device_id"], r["type"]) for r in rows)
+
+
+def assert_same_view(local: Path, dask: Path) -> None:
+    want_p = pq.read_table(local / "predictions.parquet")
+    got_p = pq.read_table(dask / "predictions", partitioning="hive").drop_columns(["date"])
+    assert got_p.schema.names == want_p.schema.names  # the same columns as the local files
+    want, got = _predictions(want_p.to_pylist()), _predictions(got_p.to_pylist())
+    assert [w[:3] for w in want] == [g[:3] for g in got] and len(want) > 100
+    assert all(abs(w[3] - g[3]) < 1e-6 for w, g in zip(want, got, strict=True))
+    want_a = _alerts(pq.read_table(local / "alerts.parquet").to_pylist())
+    got_a = _alerts(pq.read_table(dask / "alerts", partitioning="hive").to_pylist())
+    assert got_a == want_a
+    assert {(a[3], a[4]) for a in want_a} >= {(QUIET, "device_silent")}
+    summary = json.loads((dask / "summary.json").read_text())
+    assert summary == json.loads((local / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_dask_engine_gives_the_local_engines_view(setup, tmp_path: Path, monkeypatch):
+    registry, archive, local = setup
+    threads = functools.partial(dask_client, processes=False)
+    monkeypatch.setattr(models.distributed, "dask_client", threads)
+    out = tmp_path / "dask"
+    result = CliRunner().invoke(batch, _args(registry, archive, out, "dask", "--dask-workers", "2"))
+    assert result.exit_code == 0, result.output
+    assert "Dask dashboard: http" in result.stderr
+    assert_same_view(local, out)
+    days = sorted(p.name for p in (out / "predictions").iterdir())
+    assert days == ["date=2023-11-14", "date=2023-11-15"]
+    assert {p.name for p in (out / "alerts").glob("date=*/*.parquet")} <= {
+        f"part-{k}.parquet" for k in range(4)
+    }
+
+
+@pytest.mark.slow
+def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
+    setup, tmp_path: Path
+):
+    registry, archive, local = setup
+    out = tmp_path / "dask"
+    job = Job(
+        archive=str(archive),
+        registry=str(registry),
+        model_name="temp",
+        model_version="v0001",
+        grace_ms=None,
+        idle_ms=None,
+        silence_ms=30_000,
+        ttl_ms=7 * 86_400_000,
+        output=str(out),
+        flush=True,
+        chunk=500,
+    )
+    with dask_client(None, workers=2, memory_limit="1GiB") as client:
+        counts = run_dask_batch(job, client)
+        loaded = client.run(lambda: "tensorflow" in sys.modules)
+    assert len(loaded) == 2 and not any(loaded.values())
+    summary = {"model": "temp/v0001", "input": str(archive), **counts}
+    (out / "summary.json").write_text(json.dumps(summary))
+    assert_same_view(local, out)
+
+
+def test_the_dask_engine_reads_the_archive_only(setup, tmp_path: Path):
+    registry, _, _ = setup
+    args = _args(registry, tmp_path, tmp_path / "out", "dask")
+    args[1] = "kafka://readings"
+    result = CliRunner().invoke(batch, args)
+    assert result.exit_code != 0 and "Parquet archive only" in result.output
+
+
+def test_the_incremental_replay_gives_run_clockeds_outputs_in_any_chunks():
+    from tests.unit.test_batch_clock import PARAMS, SPEC, PlusOne, fleet, rules_for
+
+    records = fleet()
+    artifact = Artifact("m", "v1", Path("."), {}, SPEC, PARAMS, PlusOne())  # type: ignore[arg-type]
+    rules = rules_for(SPEC, 0, None, PARAMS.silence_ms, 180_000)
+    whole = run_clocked(records, artifact, 0, rules, flush=True)
+    ordered = sorted(records, key=lambda r: r[0])  # each partition together, in order
+    parts = list(iter_clocked(ordered, artifact, 0, rules, flush=True, chunk=37))
+    assert len(parts) > 10
+    assert [p for v in parts for p in v.predictions] == whole.predictions
+    assert [a for v in parts for a in v.alerts] == whole.alerts
+    assert sum(len(v.windows) for v in parts) == len(whole.windows)
+    assert sum(v.late for v in parts) == whole.late
+
+
+def test_the_incremental_replay_refuses_interleaved_partitions():
+    from tests.unit.test_batch_clock import PARAMS, SPEC, PlusOne, fleet, rules_for
+
+    artifact = Artifact("m", "v1", Path("."), {}, SPEC, PARAMS, PlusOne())  # type: ignore[arg-type]
+    rules = rules_for(SPEC, 0, None, PARAMS.silence_ms, 180_000)
+    with pytest.raises(ValueError, match="not together"):
+        list(iter_clocked(fleet(), artifact, 0, rules))
