@@ -16,7 +16,15 @@ record to the last. Latency is from the moment the processor closed a window (th
 time it finished handling the reading that closed it) to the prediction's append time on
 the predictions topic (created with ``LogAppendTime``).
 
-    python bench/bench_processor.py [--seconds 240] [--devices 1000]
+``--scoring-compare`` runs only the cost of live scoring instead: the ``model`` processor
+with ``IOTML_LIVE_SCORING`` on and off, alternating, three runs each; it prints the median
+throughput of each, and the difference in CPU and wall time per reading (the child's CPU
+from ``/proc``, over the same steady-state interval as the throughput) spread over the
+scored windows: µs per scored window, and that as a fraction of the per-reading cost.
+Then the same comparison for the engine alone in this process (no Kafka, no broker
+sharing the cores), which is far less noisy but leaves out producing the evaluations.
+
+    python bench/bench_processor.py [--seconds 240] [--devices 1000] [--scoring-compare]
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +117,27 @@ def scrape(port: int) -> float:
     return read_metrics(port).get("iotml_processor_records_in_total", 0.0)
 
 
+SCORED = "iotml_processor_forecasts_scored_total"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_processors(
-    n: int, mode: str, env: dict[str, str], total: int, workdir: Path, latency: bool = False
+    n: int,
+    mode: str,
+    env: dict[str, str],
+    total: int,
+    workdir: Path,
+    latency: bool = False,
+    steady: dict[str, float] | None = None,
 ) -> tuple[float, list[Path]]:
+    """Run ``n`` children until they consumed ``total`` records; the throughput. With
+    ``steady``, one child's records, scored forecasts and CPU seconds over the steady
+    state are put there."""
     from iotml.stack.procs import free_port
 
     group = f"bench-{mode}-{n}-{uuid.uuid4().hex[:6]}"
@@ -142,8 +170,14 @@ def run_processors(
             # replica pauses the group for a rebalance, which is start-up, not throughput)
             if t_first is None and all(c > 0 for c in counts):
                 t_first, first_count = now, count
+                if steady is not None:
+                    steady["cpu"] = -cpu_seconds(procs[0].pid)
+                    steady["scored"] = -read_metrics(ports[0]).get(SCORED, 0.0)
             if count >= total:
                 t_last = now
+                if steady is not None:
+                    steady["cpu"] += cpu_seconds(procs[0].pid)
+                    steady["scored"] += read_metrics(ports[0]).get(SCORED, 0.0)
                 break
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"a {mode} processor exited early")
@@ -156,6 +190,8 @@ def run_processors(
     if t_first is None or t_last is None:
         raise SystemExit(f"{mode}: did not finish")
     rate = (total - first_count) / max(t_last - t_first, 1e-3)
+    if steady is not None:
+        steady["records"], steady["wall"] = total - first_count, t_last - t_first
     return rate, logs
 
 
@@ -209,14 +245,12 @@ def train(registry: Path, k: int = 3, horizon: str = "30s") -> None:
     train(points, config, Registry(registry), "bench", source="synthetic", progress=lambda _: None)
 
 
-def load_input(conf: dict[str, Any], topic: str, devices: int, seconds: int) -> int:
-    from confluent_kafka import Producer
-
+def readings(devices: int, seconds: int) -> Iterator[tuple[str, int, bytes]]:
+    """``(device, event time, JSON body)``: one reading per device per second, ending two
+    minutes ago."""
     rng = np.random.default_rng(0)
     base = rng.normal(70, 5, size=devices)
     start = (time.time_ns() // 1_000_000 - (seconds + 120) * 1000) // 10_000 * 10_000
-    producer = Producer({**conf, "linger.ms": 50, "batch.size": 1_000_000, "acks": "1"})
-    n = 0
     for s in range(seconds):
         ts = start + s * 1000
         noise = rng.normal(0, 0.3, size=devices)
@@ -227,16 +261,79 @@ def load_input(conf: dict[str, Any], topic: str, devices: int, seconds: int) -> 
                 f'{{"v":1,"device_id":"{dev}","ts":{ts},'
                 f'"metrics":{{"temperature":{value}}},"tags":{{}}}}'
             )
-            while True:
-                try:
-                    producer.produce(topic, body.encode(), dev.encode(), timestamp=ts)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-            n += 1
-        producer.poll(0)
+            yield dev, ts, body.encode()
+
+
+def load_input(conf: dict[str, Any], topic: str, devices: int, seconds: int) -> int:
+    from confluent_kafka import Producer
+
+    producer = Producer({**conf, "linger.ms": 50, "batch.size": 1_000_000, "acks": "1"})
+    n = 0
+    for dev, ts, body in readings(devices, seconds):
+        while True:
+            try:
+                producer.produce(topic, body, dev.encode(), timestamp=ts)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+        if n % devices == 0:
+            producer.poll(0)
     assert producer.flush(120) == 0
     return n
+
+
+class MemoryState:
+    """quixstreams' ``State`` for the in-process engine: values kept as JSON, as its
+    RocksDB store keeps them."""
+
+    def __init__(self) -> None:
+        self.data: dict[Any, str] = {}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        raw = self.data.get(key)
+        return default if raw is None else json.loads(raw)
+
+    def set(self, key: Any, value: Any) -> None:
+        self.data[key] = json.dumps(value)
+
+    def delete(self, key: Any) -> None:
+        self.data.pop(key, None)
+
+
+def engine_scoring_cost(registry: Path, devices: int, seconds: int, runs: int = 3) -> None:
+    """Live scoring in the engine alone (this process, no Kafka): CPU per reading with
+    scoring on and off, alternating, on the same readings; prints the medians."""
+    from processor.core import EVALUATIONS, Engine
+    from processor.metrics import Metrics
+    from processor.model import ModelHolder
+
+    model = ModelHolder(registry, "bench", Metrics()).poll()
+    assert model is not None
+    records = list(readings(devices, seconds))
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    scored = 0
+    for _ in range(runs):
+        for on in (True, False):
+            engine = Engine(lambda: model, Metrics(), scoring=on)
+            state = MemoryState()
+            n = 0
+            t0 = time.process_time()
+            for offset, (_, ts, body) in enumerate(records):
+                out = engine.process(body, None, ts, "readings", 0, offset, state)
+                n += sum(1 for o in out if o.topic == EVALUATIONS)
+            cpu[on].append(time.process_time() - t0)
+            scored = max(scored, n)
+    if not scored:
+        raise SystemExit("engine alone: nothing was scored (readings dead-lettered?)")
+    with_, without = (statistics.median(cpu[on]) / len(records) * 1e6 for on in (True, False))
+    window = (with_ - without) * len(records) / scored
+    print(
+        f"engine alone (no Kafka, {len(records)} readings, {scored} scored): {with_:.1f} µs "
+        f"CPU per reading on, {without:.1f} off; live scoring {window:.1f} µs per scored "
+        f"window = {window / without:.1%} of the per-reading cost "
+        f"({(with_ - without) / without:+.1%} per reading)"
+    )
 
 
 def baseline_rate(registry: Path, sample: int = 200) -> tuple[float, float]:
@@ -288,12 +385,60 @@ def latencies(conf: dict[str, Any], topic: str, logs: list[Path]) -> np.ndarray:
     return np.asarray(out)
 
 
+def scoring_compare(env: dict[str, str], total: int, work: Path, runs: int = 3) -> None:
+    """Live scoring on and off, alternating, ``runs`` times each; prints the medians."""
+    got: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for i in range(runs):
+        for on in (True, False):
+            steady: dict[str, float] = {}
+            run_env = {**env, "IOTML_LIVE_SCORING": "true" if on else "false"}
+            rate, _ = run_processors(1, "model", run_env, total, work, steady=steady)
+            steady["rate"] = rate
+            got[on].append(steady)
+            per = steady["cpu"] / steady["records"] * 1e6
+            print(
+                f"run {i + 1} scoring {'on ' if on else 'off'}: {rate:8.0f} readings/s, "
+                f"{per:.1f} µs CPU per reading, {steady['scored']:.0f} forecasts scored",
+                flush=True,
+            )
+
+    def median(on: bool, what: str) -> float:
+        return statistics.median(r[what] for r in got[on])
+
+    def per_reading(on: bool, what: str) -> float:  # µs
+        return statistics.median(r[what] / r["records"] for r in got[on]) * 1e6
+
+    scored_per_reading = statistics.median(r["scored"] / r["records"] for r in got[True])
+    print()
+    print(f"live scoring, median of {runs} alternating runs each:")
+    print(f"scoring on:   {median(True, 'rate'):10.0f} readings/s")
+    print(
+        f"scoring off:  {median(False, 'rate'):10.0f} readings/s  "
+        f"(on = {median(True, 'rate') / median(False, 'rate'):.1%} of off)"
+    )
+    print(f"scored windows per reading: {scored_per_reading:.3f}")
+    for what, label in (("cpu", "CPU"), ("wall", "wall")):
+        with_, without = per_reading(True, what), per_reading(False, what)
+        extra = with_ - without
+        window = extra / scored_per_reading if scored_per_reading else float("nan")
+        print(
+            f"{label:4}: {with_:.1f} µs per reading on, {without:.1f} off; live scoring "
+            f"{window:.1f} µs per scored window = {window / without:.1%} of the per-reading "
+            f"cost ({extra / without:+.1%} per reading)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=240, help="event-time seconds of load")
     parser.add_argument("--child", choices=["model", "no-model"], help=argparse.SUPPRESS)
     parser.add_argument("--close-log", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scoring-compare",
+        action="store_true",
+        help="only measure live scoring: on and off, alternating, three runs each",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.close_log)
@@ -323,6 +468,11 @@ def main() -> None:
                 "IOTML_COMMIT_INTERVAL": COMMIT,
                 "IOTML_LOG_LEVEL": "WARNING",
             }
+
+            if args.scoring_compare:
+                scoring_compare(env, total, work)
+                engine_scoring_cost(registry, args.devices, args.seconds)
+                return
 
             def outputs(run: str) -> dict[str, str]:
                 # each run writes to its own predictions topic so latencies do not mix

@@ -156,11 +156,12 @@ class SimulatorSettings(MqttSettings):
     )
     sim_faults: StrList = Field(
         [],
-        description="Injected faults, device:kind[@after] (device '*' = all), kind one of "
-        "overheat (temperature ramp), drop (sudden drop), stuck (constant value), dropout "
+        description="Injected faults, device:kind[@start[-end]] (device '*' = all), kind one "
+        "of overheat (temperature ramp), drop (sudden drop), stuck (constant value), dropout "
         "(stops publishing), malformed (bad payloads at --sim-malformed-rate), regime "
-        "(faster, noisier dynamics inside the normal band, for good); after is a "
-        "duration from the start, e.g. dev-0003:overheat@10m.",
+        "(faster, noisier dynamics inside the normal band); start and end are durations "
+        "from the start of the run (no end: for good), e.g. dev-0003:overheat@10m or "
+        "dev-0003:drop@1m-5m (back to normal after 5 minutes).",
     )
     sim_malformed_rate: float = Field(
         0.1, ge=0, le=1, description="Fraction of a 'malformed' device's payloads that are bad."

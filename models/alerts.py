@@ -17,7 +17,12 @@ Conditions (thresholds live in the artifact's :class:`AlertParams`):
 * ``overheat_predicted``: forecast > ``overheat_threshold``;
 * ``anomaly``: ``|actual - forecast made one horizon earlier| > residual_threshold``, in
   either direction (the actual is the last value of the window the forecast targeted);
+* ``anomaly`` with ``anomaly_likelihood`` set: the error is judged against the device's
+  own recent errors instead (:mod:`models.likelihood`), and the alert opens when that
+  likelihood reaches the threshold (the same number means the same on every device);
 * ``out_of_range``: the window mean < ``low_limit`` or > ``high_limit``;
+* ``deviation``: the window mean is more than ``deviation_z`` spreads off the device's own
+  band (:mod:`models.bands`), until it is back within half that;
 * ``device_silent``: no reading for ``silence_ms`` of event time (driven by the processor).
 """
 
@@ -46,6 +51,16 @@ class AlertParams:
     cooldown_ms: int = 0
     silence_ms: int = 0  # 0 disables device_silent
     rule: str = "configured"  # how the thresholds were chosen (documentation only)
+    # anomaly by likelihood (models.likelihood): replaces residual_threshold when set
+    anomaly_likelihood: float | None = None
+    likelihood_rate: float = 0.01
+    likelihood_short: int = 2
+    likelihood_warmup: int = 30
+    # deviation from the device's own band (models.bands); None disables it
+    deviation_z: float | None = None
+    band_rate: float = 0.002  # weight of a normal window in the band (slow on purpose)
+    band_warmup: int = 20  # windows a device's band learns from before it is judged
+    band_min_spread: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,8 +123,10 @@ def step_episode(
     device_id: str,
     params: AlertParams,
     model_version: str | None,
+    tags: Mapping[str, str] | None = None,
 ) -> tuple[EpisodeState, Alert | None]:
-    """Advance one type's episode at time ``t``; returns the new state and the event."""
+    """Advance one type's episode at time ``t``; returns the new state and the event
+    (carrying the device's ``tags``)."""
     if check.kind not in ALERT_TYPES:
         raise ValueError(f"unknown alert type {check.kind!r}")
     new = EpisodeState(state.episode_start, state.open, state.last_cleared)
@@ -119,19 +136,26 @@ def step_episode(
         cooled = new.last_cleared is None or t - new.last_cleared >= params.cooldown_ms
         if not new.open and t - new.episode_start >= params.min_duration_ms and cooled:
             new.open = True
-            return new, _event(device_id, check, "open", t, new.episode_start, model_version)
+            event = _event(device_id, check, "open", t, new.episode_start, model_version, tags)
+            return new, event
         return new, None
     if new.open:
         assert new.episode_start is not None
         start = new.episode_start
         new.open, new.episode_start, new.last_cleared = False, None, t
-        return new, _event(device_id, check, "cleared", t, start, model_version)
+        return new, _event(device_id, check, "cleared", t, start, model_version, tags)
     new.episode_start = None
     return new, None
 
 
 def _event(
-    device_id: str, check: Check, event: str, t: int, start: int, model_version: str | None
+    device_id: str,
+    check: Check,
+    event: str,
+    t: int,
+    start: int,
+    model_version: str | None,
+    tags: Mapping[str, str] | None,
 ) -> Alert:
     return Alert(
         alert_id=alert_id(device_id, check.kind, start),
@@ -144,6 +168,7 @@ def _event(
         threshold=check.threshold,
         model_version=model_version,
         message=check.message if event == "open" else f"{check.kind} cleared",
+        tags=tags if tags is not None else {},
     )
 
 

@@ -1,4 +1,4 @@
-"""A device's normal level and spread: learned at training, adapted slowly online.
+"""Per-device baselines (a device's normal band): learned at training, adapted slowly online.
 
 The forecaster follows a device wherever it goes, so a lasting fault (a temperature that
 falls by 25 degrees and stays there) stops being an anomaly for it within a few windows.
@@ -10,10 +10,15 @@ itself). Pure functions over a small frozen record stored in the device state.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+#: The file of an artifact holding its per-device bands (:class:`Baselines`).
+BANDS_FILE = "bands.json"
 
 #: Robust spread of a normal distribution from its median absolute deviation.
 _MAD_TO_STD = 1.4826
@@ -99,30 +104,63 @@ class Baselines:
         return cls(fleet, devices, float(obj["z"]), float(obj["min_spread"]))
 
 
+def spread_floor(level: float, min_spread: float = 0.0) -> float:
+    """The least spread a band may have: a device that never moved while its band was
+    learned must not alert on its next bit of noise."""
+    return max(min_spread, 1e-3 * abs(level), 1e-9)
+
+
+def follow(
+    means: Sequence[float], rate: float, warmup: int, min_spread: float = 0.0
+) -> tuple[Baseline | None, list[float]]:
+    """The band a device's window means build when learned online, as the processor
+    learns it (an ordinary mean and variance for ``warmup`` windows, then the slow
+    average), and how far each later window was from the band before it."""
+    band: Baseline | None = None
+    distances: list[float] = []
+    for x in means:
+        if not math.isfinite(x):
+            continue
+        floor = spread_floor(x, min_spread)
+        if band is None:
+            band = Baseline(x, floor, 1)
+        elif band.n < warmup:
+            band = adapt(band, x, 1.0 / (band.n + 1), floor)
+        else:
+            distances.append(abs(band.deviation(x)))
+            band = adapt(band, x, rate, floor)
+    return band, distances
+
+
 def learn_baselines(
-    means: Mapping[str, Sequence[float]], min_windows: int = 20, z_floor: float = 4.0
+    means: Mapping[str, Sequence[float]],
+    rate: float = 0.002,
+    warmup: int = 20,
+    min_windows: int = 40,
+    z_floor: float = 4.0,
 ) -> Baselines | None:
-    """Bands from each device's training window means (``None`` without any). ``z`` is
-    the 99.5th percentile of the deviations devices showed from their own bands in
-    training, times 1.5, and never under ``z_floor``: training data is taken as (mostly)
-    normal, so the alert is for what training rarely showed."""
+    """Bands from each device's training window means, in time order (``None`` without
+    any): each device's band as the processor would have learned it by the end of
+    training (:func:`follow`), for devices with ``min_windows`` windows; the fleet's
+    robust band for the others. ``z`` is the 99.5th percentile of how far the devices'
+    windows were from their bands in training, times 1.5, never under ``z_floor``:
+    training data is taken as (mostly) normal, so the alert is for what it rarely showed."""
     everything = [x for xs in means.values() for x in xs]
-    fleet = learn(everything, 1e-6)
+    fleet = learn(everything, 1e-9)
     if fleet is None:
         return None
-    # a floor on the spread: a device that never moved in training must not alert on noise
-    min_spread = max(fleet.spread * 0.05, 1e-6)
-    fleet = Baseline(fleet.level, max(fleet.spread, min_spread), fleet.n)
+    min_spread = 1e-9
+    fleet = Baseline(fleet.level, max(fleet.spread, spread_floor(fleet.level)), fleet.n)
     devices: dict[str, Baseline] = {}
     seen: list[float] = []
     for dev, xs in means.items():
         if len(xs) < min_windows:
             continue
-        b = learn(xs, min_spread)
-        if b is None:
+        band, distances = follow(xs, rate, warmup)
+        if band is None:
             continue
-        devices[dev] = b
-        seen.extend(abs(b.deviation(x)) for x in xs if math.isfinite(x))
+        devices[dev] = band
+        seen.extend(distances)
     z = z_floor
     if seen:
         seen.sort()
@@ -134,3 +172,14 @@ def _median(xs: Sequence[float]) -> float:
     n = len(xs)
     mid = n // 2
     return xs[mid] if n % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def load_bands(directory: Path) -> Baselines | None:
+    """The bands an artifact was trained with (``None`` for an artifact without them)."""
+    path = directory / BANDS_FILE
+    if not path.exists():
+        return None
+    try:
+        return Baselines.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(str(exc)) from None

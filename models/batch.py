@@ -27,54 +27,79 @@ PREDICTION_COLUMNS = (
 )
 
 
+_TAGS = pa.map_(pa.string(), pa.string())
+
+
 def write_view(view: BatchView, out: Path, summary: dict[str, Any]) -> None:
     """``predictions.parquet``, ``alerts.parquet`` and ``summary.json`` under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    preds = [p.to_dict() for p in view.predictions]
-    table = pa.Table.from_pylist(
-        [
-            {**{c: d[c] for c in PREDICTION_COLUMNS}, "features": json.dumps(d["features"])}
-            for d in preds
-        ],
-        schema=pa.schema(
-            [
-                ("device_id", pa.string()),
-                ("metric", pa.string()),
-                ("window_start", pa.int64()),
-                ("window_end", pa.int64()),
-                ("horizon_ms", pa.int64()),
-                ("target_ts", pa.int64()),
-                ("forecast", pa.float64()),
-                ("last_value", pa.float64()),
-                ("model_name", pa.string()),
-                ("model_version", pa.string()),
-                ("features", pa.string()),  # JSON object
-            ]
-        ),
-    )
-    _write(table, out / "predictions.parquet")
-    alerts = pa.Table.from_pylist(
-        [a.to_dict() for a in view.alerts],
-        schema=pa.schema(
-            [
-                ("alert_id", pa.string()),
-                ("device_id", pa.string()),
-                ("type", pa.string()),
-                ("event", pa.string()),
-                ("ts", pa.int64()),
-                ("episode_start", pa.int64()),
-                ("value", pa.float64()),
-                ("threshold", pa.float64()),
-                ("model_version", pa.string()),
-                ("message", pa.string()),
-                ("v", pa.int32()),
-            ]
-        ),
-    )
-    _write(alerts, out / "alerts.parquet")
+    _write(predictions_table(view.predictions), out / "predictions.parquet")
+    _write(alerts_table(view.alerts), out / "alerts.parquet")
+    write_summary(out, summary)
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` under ``out``, replaced atomically."""
+    out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
     tmp.replace(out / "summary.json")
+
+
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("device_id", pa.string()),
+        ("metric", pa.string()),
+        ("window_start", pa.int64()),
+        ("window_end", pa.int64()),
+        ("horizon_ms", pa.int64()),
+        ("target_ts", pa.int64()),
+        ("forecast", pa.float64()),
+        ("last_value", pa.float64()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("features", pa.string()),  # JSON object
+        ("tags", _TAGS),
+    ]
+)
+ALERTS_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("device_id", pa.string()),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("ts", pa.int64()),
+        ("episode_start", pa.int64()),
+        ("value", pa.float64()),
+        ("threshold", pa.float64()),
+        ("model_version", pa.string()),
+        ("message", pa.string()),
+        ("tags", _TAGS),
+        ("v", pa.int32()),
+    ]
+)
+
+
+def predictions_table(predictions: list[Prediction]) -> pa.Table:
+    """The rows of ``predictions.parquet`` (features as a JSON object)."""
+    rows = []
+    for p in predictions:
+        d = p.to_dict()
+        rows.append(
+            {
+                **{c: d[c] for c in PREDICTION_COLUMNS},
+                "features": json.dumps(d["features"]),
+                "tags": list(d["tags"].items()),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA)
+
+
+def alerts_table(alerts: list[Alert]) -> pa.Table:
+    """The rows of ``alerts.parquet``."""
+    return pa.Table.from_pylist(
+        [{**a.to_dict(), "tags": list(a.tags.items())} for a in alerts], schema=ALERTS_SCHEMA
+    )
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -88,29 +113,52 @@ def publish_view(
 ) -> None:
     """Write the view's predictions and alerts to Kafka (key = device id, timestamp = the
     window end / alert time), waiting for delivery."""
-    from confluent_kafka import Producer
+    publisher = Publisher(kafka_conf, predictions_topic, alerts_topic)
+    publisher.send(view.predictions, view.alerts)
+    publisher.close()
 
-    from models.errors import ModelError
 
-    producer = Producer({**kafka_conf, "acks": "all", "enable.idempotence": True})
-    failed: list[str] = []
+class Publisher:
+    """One idempotent producer for a batch view sent in parts (:meth:`send` per part,
+    :meth:`close` waits for delivery and raises :class:`~models.errors.ModelError` if
+    any record failed)."""
 
-    def on_delivery(err: Any, _msg: Any) -> None:
+    def __init__(
+        self, kafka_conf: dict[str, Any], predictions_topic: str, alerts_topic: str
+    ) -> None:
+        from confluent_kafka import Producer
+
+        self._producer = Producer({**kafka_conf, "acks": "all", "enable.idempotence": True})
+        self._topics = (predictions_topic, alerts_topic)
+        self.failed: list[str] = []
+
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is not None:
-            failed.append(str(err))
+            self.failed.append(str(err))
 
-    records: list[tuple[str, Prediction | Alert, int]] = [
-        (predictions_topic, p, p.window_end) for p in view.predictions
-    ]
-    records += [(alerts_topic, a, a.ts) for a in view.alerts]
-    for topic, record, ts in records:
-        producer.produce(
-            topic,
-            record.to_json(),
-            record.device_id.encode(),
-            timestamp=ts,
-            on_delivery=on_delivery,
-        )
-        producer.poll(0)
-    if producer.flush(60) or failed:
-        raise ModelError(f"publishing the batch view failed: {failed[:3]}")
+    def send(self, predictions: list[Prediction], alerts: list[Alert]) -> None:
+        predictions_topic, alerts_topic = self._topics
+        records: list[tuple[str, Prediction | Alert, int]] = [
+            (predictions_topic, p, p.window_end) for p in predictions
+        ]
+        records += [(alerts_topic, a, a.ts) for a in alerts]
+        for topic, record, ts in records:
+            while True:
+                try:
+                    self._producer.produce(
+                        topic,
+                        record.to_json(),
+                        record.device_id.encode(),
+                        timestamp=ts,
+                        on_delivery=self._on_delivery,
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    self._producer.poll(0.5)
+            self._producer.poll(0)
+
+    def close(self) -> None:
+        from models.errors import ModelError
+
+        if self._producer.flush(60) or self.failed:
+            raise ModelError(f"publishing the batch view failed: {self.failed[:3]}")

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from models.alerts import EpisodeState, empty_episodes
+from models.bands import Baseline
 from models.features import WindowStats
+from models.likelihood import ErrorStats
 
 STATE_FORMAT = 1
 
@@ -17,8 +19,10 @@ class PendingForecast(NamedTuple):
     when that window closes."""
 
     forecast: float
-    last_value: float  # the persistence forecast: the value it was made from
+    last_value: float  # the persistence forecast: the value it was made from (NaN: unscored)
     model_version: str | None
+    shadow: float | None = None  # a shadow version's forecast for the same target
+    shadow_version: str | None = None
 
 
 @dataclass(slots=True)
@@ -33,18 +37,29 @@ class DeviceState:
     watermark: int | None = None  # windower: largest event time accepted
     buffer: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # open windows
     seen_at: int | None = None  # partition time when its latest reading arrived (clock)
+    errors: ErrorStats = field(default_factory=ErrorStats)  # its forecast errors so far
+    likelihood: float | None = None  # anomaly likelihood of its latest judged forecast
+    band: Baseline | None = None  # its normal level and spread (deviation)
+    band_version: str | None = None  # the model version whose training band it started from
+    # its latest reading's tags (carried_tags), stamped on its predictions and alerts
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
             "device_id": self.device_id,
             "history": [w.to_dict() for w in self.history],
-            "pending": [[t, *p] for t, p in sorted(self.pending.items())],
+            "pending": [_stored(t, p) for t, p in sorted(self.pending.items())],
             "episodes": {k: e.to_dict() for k, e in self.episodes.items()},
             "last_seen": self.last_seen,
             "watermark": self.watermark,
             "buffer": [[s, [[t, v] for t, v in pts]] for s, pts in sorted(self.buffer.items())],
             "seen_at": self.seen_at,
+            "errors": self.errors.to_list(),
+            "likelihood": self.likelihood,
+            "band": self.band.to_list() if self.band is not None else None,
+            "band_version": self.band_version,
+            "tags": self.tags,
         }
 
     @classmethod
@@ -63,14 +78,31 @@ class DeviceState:
                 int(s): [(int(t), float(v)) for t, v in pts] for s, pts in obj.get("buffer", [])
             },
             seen_at=obj.get("seen_at"),
+            errors=ErrorStats.from_list(obj.get("errors")),
+            likelihood=obj.get("likelihood"),
+            band=Baseline.from_list(obj.get("band")),
+            band_version=obj.get("band_version"),
+            tags=dict(obj.get("tags") or {}),  # none in states stored before tags were kept
         )
 
     def copy(self) -> DeviceState:
         return DeviceState.from_dict(self.to_dict())
 
 
+def _stored(t: int, p: PendingForecast) -> list[Any]:
+    """A pending forecast as stored: only the parts in use, so state without scoring (the
+    forecast is all the anomaly check needs) or without a shadow stays as small as before."""
+    if p.last_value != p.last_value:
+        return [t, p.forecast]
+    if p.shadow is None:
+        return [t, p.forecast, p.last_value, p.model_version]
+    return [t, *p]
+
+
 def _pending(item: list[Any]) -> PendingForecast:
     """A stored pending forecast; states written before scoring kept the forecast only."""
+    if len(item) >= 6:
+        return PendingForecast(float(item[1]), float(item[2]), item[3], float(item[4]), item[5])
     if len(item) >= 4:
         return PendingForecast(float(item[1]), float(item[2]), item[3])
     return PendingForecast(float(item[1]), float("nan"), None)

@@ -4,7 +4,8 @@ For each model version, the live skill is ``1 - sum|actual - forecast| / sum|act
 persistence|`` over the last ``period_ms`` of event time (the evaluations' target times,
 up to the latest one seen for that version) — the same sums the processor exports, so any
 period's skill is a ratio of sums. The version whose evaluations are the most recent is the
-running one; only its skill decides, against its own validation skill (its manifest).
+running one; only its skill decides, against its own validation skill (its manifest). A
+shadow version's evaluations (``role`` shadow) give its live skill but never decide.
 
 * ``model_degraded`` **opens** when the running version's live skill, computed over at
   least ``min_scored`` forecasts, stays below ``validation skill - margin`` at every
@@ -25,7 +26,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from iotml.core.evaluations import Evaluation
+from iotml.core.evaluations import SHADOW, Evaluation
 from iotml.core.model_events import ModelEvent, model_event_id
 from models.registry import skill
 
@@ -114,6 +115,7 @@ class DriftDetector:
         self.rule = rule
         self._validation_skill = validation_skill
         self._sums: dict[tuple[str, str], SlidingSums] = {}
+        self._live: set[tuple[str, str]] = set()  # versions seen running (not as shadows)
         self._episodes: dict[str, _Episode] = {}
 
     def restore(self, event: ModelEvent) -> None:
@@ -142,6 +144,9 @@ class DriftDetector:
             sums = self._sums[key] = SlidingSums(self.rule.period_ms)
         if not sums.add(e.target_ts, e.abs_error, e.persistence_abs_error):
             return None
+        if e.role == SHADOW:
+            return None  # a candidate's live skill is evidence for promotion, not drift
+        self._live.add(key)
         if key != self._running(e.model_name):
             return None  # a late forecast of a version no longer running
         episode = self._episodes.setdefault(e.model_name, _Episode())
@@ -194,7 +199,9 @@ class DriftDetector:
         best: tuple[str, str] | None = None
         best_ts = -(2**63)
         for key, sums in self._sums.items():
-            if key[0] == model_name and sums.last_ts is not None and sums.last_ts >= best_ts:
+            if key not in self._live or key[0] != model_name:
+                continue
+            if sums.last_ts is not None and sums.last_ts >= best_ts:
                 best, best_ts = key, sums.last_ts
         return best
 

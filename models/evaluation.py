@@ -46,6 +46,7 @@ class Evaluation:
     view: BatchView
     scored: list[tuple[int, float, float, float]] = field(default_factory=list)
     # (target_ts, forecast, actual, last_value) per scored forecast
+    keys: list[tuple[str, int]] = field(default_factory=list)  # its (device_id, window_end)
 
 
 def _ms(text: str) -> int:
@@ -124,13 +125,21 @@ def evaluate(
         for w in view.windows
         if w.stats.count >= spec.min_count
     }
-    scored = []
+    scored, keys = [], []
     for p in view.predictions:
         target = actual.get((p.device_id, p.target_ts))
         if p.window_end >= start and target is not None:
             scored.append((p.target_ts, p.forecast, target, p.last_value))
+            keys.append((p.device_id, p.window_end))
     if not scored:
-        raise DataError("no forecast could be scored (too little data after --from?)")
+        after = sum(p.window_end >= start for p in view.predictions)
+        raise DataError(
+            f"no forecast could be scored: {len(points)} readings gave {len(view.windows)} "
+            f"windows and {len(view.predictions)} forecasts, {after} of them from "
+            f"{_iso(start)} on, none with a target window (one horizon later) holding "
+            f"min_count {spec.min_count} readings. Fix: more data after --from, or an "
+            f"earlier --from"
+        )
     arr = np.asarray([s[1:] for s in scored])
     opened = [a for a in view.alerts if a.event == "open" and a.ts >= start]
     in_scope = [lb for lb in labels if start <= lb.time <= end]
@@ -171,7 +180,7 @@ def evaluate(
         report["detected"] = sum(d["detected"] for d in detections)
         report["false_alerts"] = len(false)
         report["false_alerts_per_week"] = round(len(false) / weeks, 3)
-    return Evaluation(report, view, scored)
+    return Evaluation(report, view, scored, keys)
 
 
 def _iso(ms: int) -> str:

@@ -18,11 +18,14 @@ dicts for replays.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from iotml.core.records import Alert
+from iotml.core.tags import carried_tags
 from models.alerts import AlertParams
+from models.bands import Baselines
 from models.clock import (
     ClockRules,
     DictStore,
@@ -33,8 +36,8 @@ from models.clock import (
     elapsed,
     partition_time_after,
 )
-from models.closing import Closing, Predict, close_windows
-from models.device import DeviceState, new_state
+from models.closing import Closing, Predict, Shadow, close_windows
+from models.device import DeviceState, evolve, new_state
 from models.features import FeatureSpec, WindowStats
 from models.pipeline import add_reading, advance, forget, observe, silence
 
@@ -55,13 +58,17 @@ class DeviceStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ModelStage:
-    """What closing windows needs of the running model (``predict=None``: no model stage)."""
+    """What closing windows needs of the running model (``predict=None``: no model stage;
+    ``scoring``: score forecasts live; ``shadow``: a candidate scored beside it)."""
 
     spec: FeatureSpec
     params: AlertParams
     name: str
     version: str
     predict: Predict | None
+    scoring: bool = True
+    shadow: Shadow | None = None
+    bands: Baselines | None = None  # per-device bands from training (deviation)
 
 
 @dataclass(slots=True)
@@ -85,9 +92,12 @@ def on_reading(
     model: ModelStage,
     grace_ms: int,
     rules: ClockRules,
+    tags: Mapping[str, str] | None = None,
 ) -> ReadingOutcome:
-    """A reading of ``dev`` at event time ``ts`` (``value=None``: it lacks the model's
-    metric, and only moves the partition time)."""
+    """A reading of ``dev`` at event time ``ts`` with ``tags`` (``value=None``: it lacks
+    the model's metric, and only moves the partition time). The device keeps the latest
+    tags (bounded, :func:`~iotml.core.tags.carried_tags`) for its outputs, this
+    reading's included."""
     old = store.device(dev)
     p = partition_time_after(p_before, old.last_seen, old.seen_at, ts, rules, arrived)
     if value is None:
@@ -95,6 +105,10 @@ def on_reading(
     st, closed, late = add_reading(old, ts, value, model.spec, grace_ms)
     if late:
         return ReadingOutcome(p, old, late=True)
+    if tags is not None and tags != st.tags:
+        kept = carried_tags(tags)
+        if kept != st.tags:  # a new object only on a change: the store rewrites it then
+            st = evolve(st, tags=kept)
     closing = None
     if closed:
         closing = _close([(dev, stats) for stats in closed], {dev: st}, model)
@@ -201,8 +215,18 @@ def on_time(
 def _close(
     windows: list[tuple[str, WindowStats]], states: dict[str, DeviceState], model: ModelStage
 ) -> Closing:
+    m = model
     return close_windows(
-        windows, states, model.spec, model.params, model.name, model.version, model.predict
+        windows,
+        states,
+        m.spec,
+        m.params,
+        m.name,
+        m.version,
+        m.predict,
+        m.scoring,
+        m.shadow,
+        m.bands,
     )
 
 

@@ -20,11 +20,16 @@ lateness rule below, which ``iotml batch``/``evaluate`` use:
 
 from __future__ import annotations
 
-from iotml.core.evaluations import Evaluation
+from collections.abc import Mapping
+
+from iotml.core.evaluations import LIVE, SHADOW, Evaluation
 from iotml.core.records import Alert, Prediction
+from models import checks
 from models.alerts import AlertParams, Check, EpisodeState, step_episode
 from models.device import DeviceState, PendingForecast, evolve
 from models.features import FeatureRow, FeatureSpec, WindowStats, feature_row, window_bounds
+
+_NAN = float("nan")  # a pending forecast's persistence value when it is not scored
 
 
 def close_window(
@@ -45,18 +50,25 @@ def step_alerts(
     spec: FeatureSpec,
     params: AlertParams,
     model_version: str | None,
+    scoring: bool = True,
 ) -> tuple[DeviceState, list[Alert]]:
     """Run the alert rule for a closed window (after :func:`close_window` and the model).
 
     ``forecast`` is the model's forecast for ``stats.end + spec.horizon_ms`` (``None`` when
-    no feature row was produced); it is remembered to score the window it targets."""
+    no feature row was produced); it is remembered for the window it targets, for the
+    ``anomaly`` check and (``scoring``) with what scoring it needs."""
     t = stats.end
     pending = {k: v for k, v in state.pending.items() if k >= t}
     scored = pending.pop(t, None)
     earlier = scored.forecast if scored is not None else None
     if forecast is not None:
-        pending[t + spec.horizon_ms] = PendingForecast(float(forecast), stats.last, model_version)
-    checks = [
+        last, version = (stats.last, model_version) if scoring else (_NAN, None)
+        pending[t + spec.horizon_ms] = PendingForecast(float(forecast), last, version)
+    errors, anomaly_check, likelihood = checks.anomaly(state.errors, stats.last, earlier, params)
+    band, deviation_check = checks.deviation(
+        state.band, state.episodes["deviation"].open, stats.mean, params
+    )
+    conditions = [
         Check(
             "overheat_predicted",
             forecast is not None
@@ -67,18 +79,29 @@ def step_alerts(
             f"forecast {_fmt(forecast)} for +{spec.horizon_ms // 60000} min above "
             f"{_fmt(params.overheat_threshold)}",
         ),
-        _anomaly(stats.last, earlier, params),
+        anomaly_check,
         _range(stats.mean, params),
+        deviation_check,
     ]
     episodes = dict(state.episodes)
     alerts: list[Alert] = []
-    for check in checks:
+    for check in conditions:
         episodes[check.kind], alert = step_episode(
-            episodes[check.kind], check, t, state.device_id, params, model_version
+            episodes[check.kind], check, t, state.device_id, params, model_version, state.tags
         )
         if alert is not None:
             alerts.append(alert)
-    return evolve(state, pending=pending, episodes=episodes), alerts
+    if likelihood is None:
+        likelihood = state.likelihood
+    new = evolve(
+        state,
+        pending=pending,
+        episodes=episodes,
+        errors=errors,
+        likelihood=likelihood,
+        band=band,
+    )
+    return new, alerts
 
 
 def observe(
@@ -101,6 +124,7 @@ def observe(
         state.device_id,
         AlertParams(),
         model_version,
+        state.tags,
     )
     new = evolve(state, last_seen=last_seen, seen_at=seen, episodes=episodes)
     return new, [alert] if alert else []
@@ -123,7 +147,9 @@ def silence(
     check = Check("device_silent", True, None, None, f"no reading for {quiet_min} min")
     # min_duration applies to the model-driven alerts; silence_ms is this one's duration
     rule = AlertParams(cooldown_ms=params.cooldown_ms)
-    new_ep, alert = step_episode(pending, check, start, state.device_id, rule, model_version)
+    new_ep, alert = step_episode(
+        pending, check, start, state.device_id, rule, model_version, state.tags
+    )
     if alert is None:
         return state, []
     episodes = dict(state.episodes)
@@ -132,25 +158,32 @@ def silence(
 
 
 def score(
-    state: DeviceState, stats: WindowStats, spec: FeatureSpec, model_name: str
+    state: DeviceState, stats: WindowStats, spec: FeatureSpec, model_name: str, role: str = LIVE
 ) -> Evaluation | None:
     """The forecast that targeted the window ``stats`` closes, scored against its actual
     (the window's last value, when it has ``min_count`` readings) and against persistence,
-    exactly as ``iotml evaluate`` scores it. Call before :func:`step_alerts`, which drops
-    the pending forecast."""
+    exactly as ``iotml evaluate`` scores it (``role=SHADOW``: the shadow version's forecast
+    for the same target). Call before :func:`step_alerts`, which drops the pending forecast."""
     pending = state.pending.get(stats.end)
     if pending is None or stats.count < spec.min_count or pending.last_value != pending.last_value:
         return None  # nothing targeted it, too few readings, or a state from before scoring
+    forecast, version = pending.forecast, pending.model_version
+    if role == SHADOW:
+        if pending.shadow is None:
+            return None
+        forecast, version = pending.shadow, pending.shadow_version
     return Evaluation(
         device_id=state.device_id,
         metric=spec.metric,
         target_ts=stats.end,
         horizon_ms=spec.horizon_ms,
-        forecast=pending.forecast,
+        forecast=forecast,
         actual=stats.last,
         persistence=pending.last_value,
         model_name=model_name,
-        model_version=pending.model_version or "unknown",
+        model_version=version or "unknown",
+        tags=state.tags,
+        role=role,
     )
 
 
@@ -162,7 +195,7 @@ def forget(state: DeviceState, t: int, model_version: str | None = None) -> list
         if episode.open:
             check = Check(kind, False, None, None, "device forgotten: silent past its time-to-live")
             _, alert = step_episode(
-                episode, check, t, state.device_id, AlertParams(), model_version
+                episode, check, t, state.device_id, AlertParams(), model_version, state.tags
             )
             if alert is not None:
                 alerts.append(alert)
@@ -207,8 +240,11 @@ def make_prediction(
     spec: FeatureSpec,
     model_name: str,
     model_version: str,
+    tags: Mapping[str, str] | None = None,
+    anomaly_likelihood: float | None = None,
 ) -> Prediction:
-    """The ``predictions`` record for a feature row and its forecast."""
+    """The ``predictions`` record for a feature row and its forecast (carrying the
+    device's ``tags``)."""
     return Prediction(
         device_id=device_id,
         metric=spec.metric,
@@ -221,19 +257,8 @@ def make_prediction(
         features=row.features,
         model_name=model_name,
         model_version=model_version,
-    )
-
-
-def _anomaly(actual: float, earlier: float | None, params: AlertParams) -> Check:
-    if earlier is None or params.residual_threshold is None:
-        return Check("anomaly", False)
-    residual = actual - earlier
-    return Check(
-        "anomaly",
-        abs(residual) > params.residual_threshold,
-        actual,
-        params.residual_threshold,
-        f"actual {actual:.3f} vs forecast {earlier:.3f} (residual {residual:+.3f})",
+        tags=tags if tags is not None else {},
+        anomaly_likelihood=anomaly_likelihood,
     )
 
 

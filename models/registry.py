@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.alerts import AlertParams
+from models.bands import BANDS_FILE, Baselines, load_bands
 from models.errors import ArtifactNotFound, IncompatibleArtifact, ModelError, UnreadableArtifact
 from models.features import FeatureSpec
 
@@ -48,6 +49,7 @@ class Artifact:
     spec: FeatureSpec
     alert_params: AlertParams
     forecaster: Forecaster | None = field(default=None, repr=False)
+    bands: Baselines | None = field(default=None, repr=False)  # per-device normal bands
 
     @property
     def grace_ms(self) -> int:
@@ -193,7 +195,11 @@ class Registry:
             from models.forecaster import Forecaster
 
             forecaster = Forecaster.load(path, manifest)
-        return Artifact(name, version, path, manifest, spec, params, forecaster)
+        try:
+            bands = load_bands(path)
+        except ValueError as exc:
+            raise UnreadableArtifact(path / BANDS_FILE, f"unreadable or corrupt ({exc})") from None
+        return Artifact(name, version, path, manifest, spec, params, forecaster, bands)
 
     def promote(self, name: str, version: str) -> None:
         """Point ``LATEST`` at ``version`` (roll forward or back); checks its manifest."""

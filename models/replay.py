@@ -7,7 +7,7 @@ same window stage (:func:`models.closing.close_windows`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 Point = tuple[str, int, float]
 
 #: A reading as the stream saw it: (Kafka partition, arrival time ms or ``None``,
-#: (device_id, event time ms, value or ``None`` when it lacks the model's metric)).
-Record = tuple[int, int | None, tuple[str, int, float | None]]
+#: (device_id, event time ms, value or ``None`` when it lacks the model's metric, tags)).
+Sample = tuple[str, int, float | None, Mapping[str, str]]
+Record = tuple[int, int | None, Sample]
 
 
 @dataclass
@@ -126,32 +127,79 @@ def run_clocked(
     stream's order within each partition, partitions one after the other."""
     if artifact.forecaster is None:
         raise ValueError("the artifact was loaded without its model")
-    by_partition: dict[int, list[tuple[int | None, tuple[str, int, float | None]]]] = {}
+    by_partition: dict[int, list[tuple[int | None, Sample]]] = {}
     for partition, arrived, point in records:
         by_partition.setdefault(partition, []).append((arrived, point))
-    spec = artifact.spec
-    model = ModelStage(
-        spec, artifact.alert_params, artifact.name, artifact.version, artifact.forecaster.predict
+    ordered = (
+        (partition, arrived, point)
+        for partition in sorted(by_partition)
+        for arrived, point in by_partition[partition]
     )
     view = BatchView()
-    for partition in sorted(by_partition):
-        store = MemoryStore(spec.window_ms)
-        p: int | None = None
-        for arrived, (device, ts, value) in by_partition[partition]:
-            got = on_reading(store, p, device, ts, value, arrived, model, grace_ms, rules)
-            view.late += got.late
-            if got.closing is not None:
-                _add(view, got.closing)
-            view.alerts.extend(got.alerts)
-            if p is not None and got.p > p and sweep_due(p, got.p, spec.window_ms, False):
-                done = on_time(store, p, got.p, model, grace_ms, rules)
-                if done.closing is not None:
-                    _add(view, done.closing)
-                view.alerts.extend(done.alerts)
-            p = got.p if p is None else max(p, got.p)
-        if flush:
-            _flush(store, model, grace_ms, view)
+    for part in iter_clocked(ordered, artifact, grace_ms, rules, flush):
+        view.predictions.extend(part.predictions)
+        view.alerts.extend(part.alerts)
+        view.windows.extend(part.windows)
+        view.late += part.late
     return view
+
+
+def iter_clocked(
+    records: Iterable[Record],
+    artifact: Artifact,
+    grace_ms: int,
+    rules: ClockRules,
+    flush: bool = False,
+    chunk: int = 10_000,
+) -> Iterator[BatchView]:
+    """:func:`run_clocked` as a stream, for records that come partition after partition
+    (each partition's records together, in Kafka order): the outputs of every ``chunk``
+    readings as they are produced (the last view may be empty). Only the current
+    partition's device states are held, so memory does not grow with the input."""
+    if artifact.forecaster is None:
+        raise ValueError("the artifact was loaded without its model")
+    spec = artifact.spec
+    model = ModelStage(
+        spec,
+        artifact.alert_params,
+        artifact.name,
+        artifact.version,
+        artifact.forecaster.predict,
+        bands=artifact.bands,
+    )
+    view = BatchView()
+    store: MemoryStore | None = None
+    current: int | None = None
+    done: set[int] = set()
+    p: int | None = None
+    count = 0
+    for partition, arrived, (device, ts, value, tags) in records:
+        if store is None or partition != current:
+            if store is not None and current is not None:
+                if flush:
+                    _flush(store, model, grace_ms, view)
+                done.add(current)
+            if partition in done:
+                raise ValueError(f"the records of partition {partition} are not together")
+            store, current, p = MemoryStore(spec.window_ms), partition, None
+        got = on_reading(store, p, device, ts, value, arrived, model, grace_ms, rules, tags)
+        view.late += got.late
+        if got.closing is not None:
+            _add(view, got.closing)
+        view.alerts.extend(got.alerts)
+        if p is not None and got.p > p and sweep_due(p, got.p, spec.window_ms, False):
+            swept = on_time(store, p, got.p, model, grace_ms, rules)
+            if swept.closing is not None:
+                _add(view, swept.closing)
+            view.alerts.extend(swept.alerts)
+        p = got.p if p is None else max(p, got.p)
+        count += 1
+        if count >= chunk:
+            yield view
+            view, count = BatchView(), 0
+    if store is not None and flush:
+        _flush(store, model, grace_ms, view)
+    yield view
 
 
 def _add(view: BatchView, closing: Closing) -> None:
@@ -173,7 +221,14 @@ def _flush(store: MemoryStore, model: ModelStage, grace_ms: int, view: BatchView
         states[device], done = advance(state, end, model.spec, grace_ms)
         closed.extend((device, stats) for stats in done)
     closing = close_windows(
-        closed, states, model.spec, model.params, model.name, model.version, model.predict
+        closed,
+        states,
+        model.spec,
+        model.params,
+        model.name,
+        model.version,
+        model.predict,
+        bands=model.bands,
     )
     store.states.update(closing.states)
     _add(view, closing)
@@ -196,6 +251,7 @@ def run(
         artifact.name,
         artifact.version,
         artifact.forecaster.predict,
+        bands=artifact.bands,
     )
     return BatchView(
         predictions=closing.predictions,

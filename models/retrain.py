@@ -124,7 +124,11 @@ def holdout_cut(points: Sequence[Point], holdout: str) -> int:
     share, ms = parse_holdout(holdout)
     cut = t1 - ms if ms is not None else t1 - int((share or 0) * (t1 - t0))
     if cut <= t0:
-        raise DataError(f"the held-out period ({holdout}) leaves no readings to train on")
+        raise DataError(
+            f"the held-out period ({holdout}) covers all {len(points)} readings "
+            f"(a span of {(t1 - t0) / 3_600_000:.1f} h), leaving none to train on. "
+            f"Fix: a shorter --holdout or an earlier --start"
+        )
     return cut
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -69,8 +70,11 @@ class TrainSettings(KafkaSettings, ModelLocation):
         D("1h"), description="Forecast horizon after the window's end (a multiple of window)."
     )
     k: int = Field(4, ge=0, le=64, description="Previous windows used as features.")
-    min_count: int = Field(
-        3, ge=1, description="Windows with fewer readings are unusable (no forecast)."
+    min_count: int | None = Field(
+        None,
+        ge=1,
+        description="Windows with fewer readings are unusable (no forecast). Default: from "
+        "the data, half the median readings per window rounded up, at most 3.",
     )
     train_fraction: float = Field(
         1.0,
@@ -152,6 +156,30 @@ class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, ClockSettings, O
     retrain: bool = Field(
         False, description="First train a new version on the same readings and publish it."
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="local: one process; dask: one task per Kafka partition on a Dask "
+        "cluster (Parquet archive input only; workers write date-partitioned "
+        "predictions/ and alerts/ under --output and publish themselves).",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="A running Dask scheduler, tcp://host:port (default: a LocalCluster).",
+    )
+    dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster.")
+    dask_memory_limit: str = Field(
+        "1GiB", description="Memory limit of each LocalCluster worker, e.g. 1GiB, 512MB."
+    )
+
+    @field_validator("dask_memory_limit")
+    @classmethod
+    def _check_memory(cls, value: str) -> str:
+        if not _BYTES.match(value):
+            raise ValueError(f"{value!r} is not a size such as 1GiB, 512MB or 1000000")
+        return value
+
+
+_BYTES = re.compile(r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?)?[bB]?\s*$")
 
 
 class ArchiveSettings(KafkaSettings, ReadingsTopic):

@@ -74,7 +74,8 @@ def load_records(
     """Like :func:`load_points`, with each reading's Kafka partition and arrival time (the
     bridge's ``iotml.received_at``) where the source keeps them: a topic keeps both, the
     archive the partition; files and synthetic data are one partition without arrival
-    times. Readings without ``metric`` are kept (value ``None``): they move the clock."""
+    times. Readings without ``metric`` are kept (value ``None``): they move the clock. Each
+    keeps its tags (none from files and synthetic data)."""
     lo = start_ms if start_ms is not None else -(2**63)
     hi = end_ms if end_ms is not None else 2**63
     found: Iterator[tuple[int, int | None, Reading]]
@@ -92,9 +93,12 @@ def load_records(
             raise DataError(f"input {source} does not exist")
         found = ((p, None, r) for p, r in read_archive_records(Path(source)))
     else:
-        return [(0, None, point) for point in load_points(source, metric, None, None, lo, hi)]
+        points = load_points(source, metric, None, None, lo, hi)
+        return [(0, None, (device, ts, value, {})) for device, ts, value in points]
     records: list[Record] = [
-        (p, at, (r.device_id, r.ts, _value(r, metric))) for p, at, r in found if lo <= r.ts < hi
+        (p, at, (r.device_id, r.ts, _value(r, metric), r.tags))
+        for p, at, r in found
+        if lo <= r.ts < hi
     ]
     if not any(point[2] is not None for _, _, point in records):
         raise DataError(f"no readings of metric {metric!r} in {source}")

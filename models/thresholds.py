@@ -8,7 +8,10 @@
 * ``overheat_threshold`` = ``high_limit`` (a forecast beyond the normal range);
 * ``min_duration_ms`` = ``min_duration_windows`` x window (default 2: the condition holds at
   three consecutive window closes), ``cooldown_ms`` = ``cooldown_windows`` x window;
-  ``silence_ms`` as configured (0: off).
+  ``silence_ms`` as configured (0: off);
+* ``deviation_z`` (with ``deviation``): from each device's training window means, 1.5 x the
+  99.5th percentile of their distances from the device's own band, at least 4 spreads
+  (:func:`models.bands.learn_baselines`).
 
 The defaults (z = 4, 2 windows) were chosen on the NAB training period only, with
 ``bench/tune_nab_alerts.py``: among the rules detecting both labelled failures there, the
@@ -19,13 +22,14 @@ Any threshold given explicitly (``iotml train --alert-...``) overrides the learn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from models.alerts import AlertParams
+from models.bands import learn_baselines
 from models.features import FeatureSpec
 
 
@@ -37,6 +41,7 @@ class AlertRule:
     min_duration_windows: int = 2
     cooldown_windows: int = 24
     silence_ms: int = 0
+    deviation: bool = True  # learn deviation_z from the devices' own bands (models.bands)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +54,7 @@ def learn_alert_params(
     spec: FeatureSpec,
     rule: AlertRule,
     overrides: Mapping[str, Any] | None = None,
+    window_means: Mapping[str, Sequence[float]] | None = None,
 ) -> AlertParams:
     """Alert parameters from training readings and validation residuals (see module doc)."""
     del val_forecasts  # part of the signature for rules that need them
@@ -66,4 +72,8 @@ def learn_alert_params(
         silence_ms=rule.silence_ms,
         rule="learned: " + ", ".join(f"{k}={v}" for k, v in rule.to_dict().items()),
     )
+    if rule.deviation and window_means:
+        bands = learn_baselines(window_means)
+        if bands is not None:
+            params = params.with_overrides(deviation_z=round(bands.z, 3))
     return params.with_overrides(**dict(overrides or {}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -13,11 +14,13 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from models.alerts import AlertParams
+from models.bands import BANDS_FILE, learn_baselines
 from models.errors import DataError
 from models.features import FeatureSpec
 from models.forecaster import MODEL_FILE, Forecaster, save_scaler, tf_threads
 from models.registry import Registry, skill
 from models.replay import Point, training_examples, window_series
+from models.sizing import too_little_data
 from models.thresholds import AlertRule, learn_alert_params
 
 MIN_EXAMPLES = 20
@@ -74,24 +77,26 @@ def train(
     """Window the readings, fit scaler and network on the earlier part, validate on the
     later ``val_fraction`` (chronological), learn the alert thresholds from the validation
     part and publish a new version."""
-    import keras
-    import tensorflow as tf
-
     started = time.monotonic()
-    tf_threads(config.threads)
     spec = config.spec
     series = window_series(points, spec, config.grace_ms)
     X, y, last, ends = training_examples(series.windows, spec)
     if len(X) < MIN_EXAMPLES:
-        raise DataError(
-            f"only {len(X)} training examples from {len(points)} readings "
-            f"(need {MIN_EXAMPLES}: more data, a shorter window or a smaller k)"
-        )
+        raise DataError(too_little_data(series.windows, spec, len(points), len(X), MIN_EXAMPLES))
     cut = int(np.quantile(ends, 1.0 - config.val_fraction))
     train_idx, val_idx = ends < cut, ends >= cut
     if train_idx.sum() < MIN_EXAMPLES // 2 or val_idx.sum() < 2:
-        raise DataError("too few examples on one side of the validation split")
+        short = "a smaller" if train_idx.sum() < MIN_EXAMPLES // 2 else "a larger"
+        raise DataError(
+            f"the validation split of {len(X)} examples at val_fraction {config.val_fraction} "
+            f"leaves {int(train_idx.sum())} to train on (need {MIN_EXAMPLES // 2}) and "
+            f"{int(val_idx.sum())} to validate (need 2). Fix: {short} --val-fraction or more data"
+        )
 
+    import keras  # only once the data is known to suffice: a short input fails fast
+    import tensorflow as tf
+
+    tf_threads(config.threads)
     scaler = StandardScaler().fit(X[train_idx].astype(np.float64))  # training part only
     mean, scale = scaler.mean_, scaler.scale_  # scale_ is 1 for constant features
     delta = y - last
@@ -144,7 +149,13 @@ def train(
     if val_skill is not None:
         metrics["val_skill"] = val_skill  # what drift detection compares the live skill to
     values = np.asarray([p[2] for p in points], dtype=np.float64)
-    params = learn_alert_params(values, residual, val_forecast, spec, config.rule, config.overrides)
+    means: dict[str, list[float]] = {}
+    for w in series.windows:
+        means.setdefault(w.device_id, []).append(w.stats.mean)
+    params = learn_alert_params(
+        values, residual, val_forecast, spec, config.rule, config.overrides, means
+    )
+    bands = learn_baselines(means)
 
     timestamps = [p[1] for p in points]
     manifest = {
@@ -169,12 +180,17 @@ def train(
         "validation": metrics,
         "libraries": _library_versions(),
         "inference": forecaster.mode,
+        "bands": None
+        if bands is None
+        else {"devices": len(bands.devices), "z": bands.z, "fleet": bands.fleet.to_list()},
     }
 
     def build(directory: Path) -> dict[str, Any]:
         model.save(directory / MODEL_FILE)
         save_scaler(directory, mean, scale, target_scale)
         forecaster.save_dense(directory)  # the processor then runs without TensorFlow
+        if bands is not None:  # one entry per device: a file of its own, not the manifest
+            (directory / BANDS_FILE).write_text(json.dumps(bands.to_dict()), encoding="utf-8")
         return manifest
 
     version = registry.publish(name, build, promote=promote)

@@ -20,6 +20,7 @@ from processor.heartbeat import Heartbeats
 from processor.metrics import Metrics
 from processor.model import ModelHolder
 from processor.settings import ProcessorSettings
+from processor.shadow import ShadowHolder
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class Processor:
         self.holder = holder or ModelHolder(
             settings.model_registry, settings.model_name, self.metrics, settings.silence_timeout
         )
+        self.shadow: ShadowHolder | None = None
+        if settings.shadow_version:
+            self.shadow = ShadowHolder(
+                settings.model_registry, settings.model_name, settings.shadow_version, self.metrics
+            )
         self.engine = Engine(
             lambda: self.holder.current,
             self.metrics,
@@ -91,6 +97,8 @@ class Processor:
             event_range=settings.event_range(),
             model_stage=model_stage,
             ttl_ms=settings.device_ttl,
+            scoring=settings.live_scoring,
+            shadow=lambda: self.shadow.current if self.shadow is not None else None,
         )
         self._stopping = threading.Event()
         self._app: Any = None
@@ -176,6 +184,14 @@ class Processor:
                 return False
         return True
 
+    def _start_shadow(self) -> None:
+        """Load the shadow beside the live model (a ConfigError when it cannot run there)."""
+        live = self.holder.current
+        if self.shadow is None or live is None:
+            return
+        self.shadow.load(live)
+        self.shadow.start(self.settings.reload_interval / 1000.0, lambda: self.holder.current)
+
     def run(self) -> None:
         s = self.settings
         http = None
@@ -191,6 +207,7 @@ class Processor:
             check_topics(s)
             if not self.wait_for_model():
                 return
+            self._start_shadow()
             self.holder.start(s.reload_interval / 1000.0)
             app = self.build()
             heartbeats = Heartbeats(
@@ -221,6 +238,8 @@ class Processor:
             if heartbeats is not None:
                 heartbeats.stop()
             self.holder.stop()
+            if self.shadow is not None:
+                self.shadow.stop()
             if http is not None:
                 http.stop()
             for sig, handler in previous.items():

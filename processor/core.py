@@ -67,7 +67,9 @@ class Engine:
     ``grace_ms=None`` uses the model's grace period (:attr:`ActiveModel.grace_ms`);
     ``idle_ms=None`` counts a device quiet after one window plus the grace period of
     partition time without a reading; ``ttl_ms`` forgets devices silent that long (0:
-    never); ``model_stage=False`` closes windows without calling the model."""
+    never); ``model_stage=False`` closes windows without calling the model;
+    ``scoring=False`` scores no forecast; ``shadow`` gives the candidate version scored
+    beside the live one (:mod:`processor.shadow`), never published."""
 
     def __init__(
         self,
@@ -79,8 +81,12 @@ class Engine:
         model_stage: bool = True,
         now: Callable[[], int] = now_ms,
         ttl_ms: int = 0,
+        scoring: bool = True,
+        shadow: Callable[[], ActiveModel | None] = lambda: None,
     ) -> None:
         self._model = model
+        self._scoring = scoring
+        self._shadow = shadow
         self._metrics = metrics
         self._grace_override = grace_ms
         self._grace = grace_ms or 0
@@ -182,6 +188,7 @@ class Engine:
             self._stage(model),
             self._grace,
             rules,
+            reading.tags,
         )
         if got.late:
             out.append(
@@ -225,13 +232,20 @@ class Engine:
     def _stage(self, model: ActiveModel) -> ModelStage:
         """The model as the window stage needs it (no forecasts without the model stage)."""
         predict = self._inference.predictor(model) if self._model_stage else None
-        return ModelStage(model.spec, model.params, model.name, model.version, predict)
+        shadow = self._inference.shadow(model, self._shadow()) if self._scoring else None
+        m = model
+        bands = m.artifact.bands if m.artifact is not None else None
+        return ModelStage(
+            m.spec, m.params, m.name, m.version, predict, self._scoring, shadow, bands
+        )
 
     def _emit(self, closing: Closing, out: list[Output]) -> None:
-        """Per closed window: its scored forecast, its prediction, then its alerts."""
+        """Per closed window: its scored forecasts, its prediction, then its alerts."""
         for outcome in closing.outcomes:
             if outcome.evaluation is not None:
                 self._score(outcome.evaluation, out)
+            if outcome.shadow_evaluation is not None:
+                self._score(outcome.shadow_evaluation, out)
             if outcome.prediction is not None:
                 out.append(prediction_output(outcome.prediction))
                 self._metrics.predictions.inc()

@@ -108,6 +108,12 @@ class Metrics:
             ["name", "version"],
             registry=r,
         )
+        self.shadow_info = Gauge(
+            "iotml_processor_shadow_model_info",
+            "1 for the shadow version scored beside the live one (IOTML_SHADOW_VERSION).",
+            ["name", "version"],
+            registry=r,
+        )
         self.model_reloads = Counter(
             "iotml_processor_model_reloads_total",
             "Model version changes seen, by result.",

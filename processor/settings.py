@@ -89,6 +89,20 @@ class ProcessorSettings(
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )
+    live_scoring: bool = Field(
+        True,
+        description="Score every forecast when its target window closes (the evaluations "
+        "topic and the /metrics sums). Off: no evaluations, and pending forecasts keep only "
+        "what the anomaly alert needs.",
+    )
+    shadow_version: str = Field(
+        "",
+        description="A candidate version of the model (e.g. v0003; newest: the newest "
+        "published, followed as new ones appear) run beside the live one on the same "
+        "windows: its forecasts are scored like the live ones (evaluations with role "
+        "shadow, /metrics under its version) but never published as predictions or alerts. "
+        "Its features, window and horizon must be the live version's. Empty: off.",
+    )
 
     @model_validator(mode="after")
     def _check_processor(self) -> ProcessorSettings:
@@ -98,4 +112,11 @@ class ProcessorSettings(
             raise ValueError("IOTML_RELOAD_INTERVAL must be positive")
         if self.transaction_timeout <= self.commit_interval:
             raise ValueError("IOTML_TRANSACTION_TIMEOUT must exceed IOTML_COMMIT_INTERVAL")
+        if self.shadow_version and not self.live_scoring:
+            raise ValueError("IOTML_SHADOW_VERSION needs IOTML_LIVE_SCORING (it is scored only)")
+        if self.shadow_version.lower() == "latest":
+            raise ValueError(
+                "IOTML_SHADOW_VERSION=latest is the live version itself (the processor "
+                "follows LATEST): name a version, or newest for the newest published one"
+            )
         return self

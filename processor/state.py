@@ -7,7 +7,8 @@ sees is its partition's whole store. Keys:
 * ``<ns>/h/<device>``: hot per-reading part of the device state (watermark, last_seen,
   open windows, seen_at), written per reading;
 * ``<ns>/c/<device>``: the rest (closed-window history, pending forecasts, alert
-  episodes), written only when a window closes or an alert changes;
+  episodes, the latest readings' tags), written only when a window closes, an alert
+  changes or the tags change (rarely: they name the site and the like);
 * ``<ns>/b/<bucket>`` and ``<ns>/l/<device>``: the schedule of devices due for the clock
   (:class:`models.clock.Schedule`).
 
@@ -145,6 +146,7 @@ class PartitionStore:
             st.history is not old.history
             or st.pending is not old.pending
             or st.episodes is not old.episodes
+            or st.tags is not old.tags
         ):
             cold = st.to_dict()
             for hot_key in _HOT_FIELDS:

@@ -40,15 +40,18 @@ def train_tiny_artifact(
     points: list[tuple[str, int, float]] | None = None,
     promote: bool = True,
     seed: int = 42,
+    deviation: bool = False,
     **alert_overrides: Any,
 ) -> str:
     """Train and publish a tiny forecaster; returns its version (e.g. ``"v0001"``).
 
     ``alert_overrides`` force alert parameters, e.g. ``residual_threshold=1.0``,
-    ``silence_ms=30_000``, ``overheat_threshold=80.0``.
+    ``silence_ms=30_000``, ``overheat_threshold=80.0``. ``deviation`` learns the
+    ``deviation`` alert too (off: the tests written before it count the other types).
     """
     from models.features import FeatureSpec
     from models.registry import Registry
+    from models.thresholds import AlertRule
     from models.training import TrainConfig, train
 
     spec = FeatureSpec(
@@ -65,6 +68,7 @@ def train_tiny_artifact(
         hidden=(8,),
         seed=seed,
         overrides=alert_overrides,
+        rule=AlertRule(deviation=deviation),
     )
     result = train(
         points if points is not None else tiny_points(),

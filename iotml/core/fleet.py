@@ -8,14 +8,7 @@ temperature follows a daily sine; the machine's load jumps between levels at ran
 (a Poisson process); the temperature relaxes towards ``ambient + gain * load`` with a
 first-order lag (time constant ``tau``) and the sensor adds Gaussian noise.
 
-Faults (``device:kind[@after]``, ``after`` in simulated time since the start):
-``overheat`` adds a ramp of :data:`OVERHEAT_C_PER_H`; ``drop`` a sudden fall of
-:data:`DROP_C`; ``stuck`` repeats the value at the onset; ``dropout`` stops the device;
-``malformed`` makes the simulator send bad payloads (the values are unaffected);
-``regime`` changes the machine's dynamics for good while it stays inside its normal band
-(load changes :data:`REGIME_LOAD_FACTOR` times as often, a thermal response
-:data:`REGIME_TAU_FACTOR` times as fast, :data:`REGIME_NOISE_FACTOR` times the sensor
-noise): no level shift, but a model trained on the old dynamics forecasts worse.
+Faults (``device:kind[@start[-end]]``) are described in :mod:`iotml.core.faults`.
 
 Devices advance tick by tick: call :meth:`Fleet.value` with consecutive ticks per device.
 """
@@ -31,37 +24,36 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotml.core.durations import parse_duration_ms
+from iotml.core.faults import (
+    DROP_C,
+    FAULT_KINDS,
+    OVERHEAT_C_PER_H,
+    OVERHEAT_MAX_C,
+    REGIME_LOAD_FACTOR,
+    REGIME_NOISE_FACTOR,
+    REGIME_TAU_FACTOR,
+    Fault,
+    FaultState,
+    parse_fault,
+)
 
-FAULT_KINDS = ("overheat", "drop", "stuck", "dropout", "malformed", "regime")
-REGIME_LOAD_FACTOR = 20.0
-REGIME_TAU_FACTOR = 0.1
-REGIME_NOISE_FACTOR = 3.0
-OVERHEAT_C_PER_H = 15.0
-OVERHEAT_MAX_C = 60.0
-DROP_C = 25.0
+__all__ = [
+    "DROP_C",
+    "FAULT_KINDS",
+    "OVERHEAT_C_PER_H",
+    "OVERHEAT_MAX_C",
+    "DeviceParams",
+    "Fault",
+    "Fleet",
+    "ReplayFleet",
+    "Sample",
+    "SyntheticFleet",
+    "history",
+    "load_series",
+    "parse_fault",
+]
+
 DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    device: str  # a device id, or "*" for every device
-    kind: str
-    after_ms: int = 0
-
-    def applies_to(self, device_id: str) -> bool:
-        return self.device in ("*", device_id)
-
-
-def parse_fault(text: str) -> Fault:
-    """``device:kind[@after]``, e.g. ``dev-0003:overheat@10m``; raises ``ValueError``."""
-    device, sep, rest = text.strip().rpartition(":")
-    kind, _, after = rest.partition("@")
-    if not sep or not device:
-        raise ValueError(f"fault {text!r}: expected device:kind[@after]")
-    if kind not in FAULT_KINDS:
-        raise ValueError(f"fault {text!r}: kind must be one of {', '.join(FAULT_KINDS)}")
-    return Fault(device, kind, parse_duration_ms(after) if after else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,39 +80,6 @@ class Sample:
     fault: str | None  # the active fault, ground truth for evaluations
 
 
-class _FaultState:
-    def __init__(self, faults: Sequence[Fault]) -> None:
-        self.faults = sorted(faults, key=lambda f: f.after_ms)
-        self.stuck_value: float | None = None
-
-    def active(self, elapsed_ms: int) -> Fault | None:
-        current = None
-        for fault in self.faults:
-            if fault.after_ms <= elapsed_ms and fault.kind != "malformed":
-                current = fault
-        return current
-
-    def malformed(self, elapsed_ms: int) -> bool:
-        return any(f.kind == "malformed" and f.after_ms <= elapsed_ms for f in self.faults)
-
-    def apply(self, elapsed_ms: int, value: float) -> tuple[float | None, str | None]:
-        fault = self.active(elapsed_ms)
-        if fault is None:
-            return value, None
-        if fault.kind == "overheat":
-            hours = (elapsed_ms - fault.after_ms) / 3_600_000
-            return value + min(OVERHEAT_MAX_C, OVERHEAT_C_PER_H * hours), "overheat"
-        if fault.kind == "drop":
-            return value - DROP_C, "drop"
-        if fault.kind == "regime":  # the fleet changed the dynamics (SyntheticFleet._raw)
-            return value, "regime"
-        if fault.kind == "stuck":
-            if self.stuck_value is None:
-                self.stuck_value = value
-            return self.stuck_value, "stuck"
-        return None, "dropout"
-
-
 class Fleet:
     """Base of the fleets: device ids, sites, faults. Subclasses provide ``_raw``."""
 
@@ -138,9 +97,7 @@ class Fleet:
         self.device_ids = [f"{prefix}-{i:04d}" for i in range(devices)]
         self.sites = [f"site-{i % sites}" for i in range(devices)]
         self.seed = seed
-        self._faults = [
-            _FaultState([f for f in faults if f.applies_to(d)]) for d in self.device_ids
-        ]
+        self._faults = [FaultState([f for f in faults if f.applies_to(d)]) for d in self.device_ids]
 
     def __len__(self) -> int:
         return len(self.device_ids)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from iotml.core.errors import RecordError
 from iotml.core.identifiers import MAX_ID_LENGTH, check_device_id, check_metric_name
 from iotml.core.strictjson import _fast_dumps, decode_json
+from iotml.core.tags import checked_tags as _tags
 
 SCHEMA_VERSION = 1
 
@@ -39,7 +40,13 @@ REASONS = (
 
 AlertType = Literal["overheat_predicted", "anomaly", "out_of_range", "device_silent"]
 AlertEvent = Literal["open", "cleared"]
-ALERT_TYPES: tuple[str, ...] = ("overheat_predicted", "anomaly", "out_of_range", "device_silent")
+ALERT_TYPES: tuple[str, ...] = (
+    "overheat_predicted",
+    "anomaly",
+    "out_of_range",
+    "device_silent",
+    "deviation",
+)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -181,12 +188,15 @@ class Prediction:
     features: Mapping[str, float]
     model_name: str
     model_version: str
+    tags: Mapping[str, str] = field(default_factory=dict)  # the device's (iotml.core.tags)
+    # how unusual the device's latest forecast error was for it (models.likelihood)
+    anomaly_likelihood: float | None = None
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies, which costs more than the rest of
         # the prediction path in the processor.
-        return {
+        out = {
             "v": self.v,
             "device_id": self.device_id,
             "metric": self.metric,
@@ -199,7 +209,11 @@ class Prediction:
             "features": dict(self.features),
             "model_name": self.model_name,
             "model_version": self.model_version,
+            "tags": dict(self.tags),
         }
+        if self.anomaly_likelihood is not None:
+            out["anomaly_likelihood"] = self.anomaly_likelihood
+        return out
 
     def to_json(self) -> bytes:
         return _dumps(self.to_dict(), (self.forecast, self.last_value, *self.features.values()))
@@ -222,6 +236,12 @@ class Prediction:
             features={k: _finite(k, v) for k, v in features.items()},
             model_name=_identifier("model_name", obj.get("model_name")),
             model_version=_identifier("model_version", obj.get("model_version")),
+            tags=_tags(obj),
+            anomaly_likelihood=(
+                None
+                if obj.get("anomaly_likelihood") is None
+                else _finite("anomaly_likelihood", obj.get("anomaly_likelihood"))
+            ),
         )
 
     @classmethod
@@ -248,6 +268,7 @@ class Alert:
     threshold: float | None = None
     model_version: str | None = None
     message: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)  # the device's (iotml.core.tags)
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,6 +284,7 @@ class Alert:
             "threshold": self.threshold,
             "model_version": self.model_version,
             "message": self.message,
+            "tags": dict(self.tags),
         }
 
     def to_json(self) -> bytes:
@@ -289,6 +311,7 @@ class Alert:
             threshold=None if threshold is None else _finite("threshold", threshold),
             model_version=obj.get("model_version"),
             message=str(obj.get("message", "")),
+            tags=_tags(obj),
         )
 
     @classmethod

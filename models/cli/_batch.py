@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,11 +25,16 @@ def batch(**kwargs: Any) -> None:
     partition clock (quiet devices, device_silent, the device time-to-live: give the
     processor's clock settings to reproduce its run), and writes predictions.parquet,
     alerts.parquet and summary.json to --output (and, with --publish, the Kafka topics).
+    With --engine dask the Parquet archive is replayed on a Dask cluster, one task per
+    Kafka partition, each writing predictions/date=*/ and alerts/date=*/ under --output.
     """
     s = build_settings(BatchSettings, kwargs)
     setup_logging(s.log_level)
+    if s.engine == "dask":
+        _batch_on_dask(s)
+        return
     from models.batch import publish_view, write_view
-    from models.clock import rules_for
+    from models.distributed import prepared
     from models.evaluation import parse_time
     from models.replay import run_clocked
     from models.sources import load_points, load_records
@@ -59,12 +64,8 @@ def batch(**kwargs: Any) -> None:
     else:
         artifact = reg.load(s.model_name, s.model_version)
     records = load_records(s.input, artifact.spec.metric, s.kafka_config(), start, end)
-    grace = s.grace if s.grace is not None else artifact.grace_ms
-    if s.silence_timeout is not None:
-        params = artifact.alert_params.with_overrides(silence_ms=s.silence_timeout)
-        artifact = dataclasses.replace(artifact, alert_params=params)
-    rules = rules_for(
-        artifact.spec, grace, s.idle_timeout, artifact.alert_params.silence_ms, s.device_ttl
+    artifact, grace, rules = prepared(
+        artifact, s.grace, s.idle_timeout, s.silence_timeout, s.device_ttl
     )
     view = run_clocked(records, artifact, grace, rules, s.flush)
     summary = {
@@ -79,6 +80,53 @@ def batch(**kwargs: Any) -> None:
     write_view(view, s.output, summary)
     if s.publish:
         publish_view(view, s.kafka_config(), s.topic_predictions, s.topic_alerts)
+    click.echo(json.dumps(summary, sort_keys=True))
+
+
+def _batch_on_dask(s: BatchSettings) -> None:
+    """``iotml batch --engine dask``: the archive's partitions as tasks on a cluster."""
+    from models.batch import write_summary
+    from models.distributed import Job, dask_client, run_dask_batch
+    from models.evaluation import parse_time
+    from models.sources import KAFKA_SCHEME, SYNTHETIC_SCHEME
+
+    if s.input.startswith((KAFKA_SCHEME, SYNTHETIC_SCHEME)) or not (
+        Path(s.input).is_dir() or s.input.endswith(".parquet")
+    ):
+        raise click.UsageError(
+            f"--engine dask reads the Parquet archive only (a directory written by "
+            f"`iotml archive`), not {s.input}: archive the topic first, or use --engine local"
+        )
+    if s.retrain:
+        raise click.UsageError("--retrain runs with --engine local only (for now)")
+    artifact = Registry(s.model_registry).load(s.model_name, s.model_version, with_model=False)
+    now = time.time_ns() // 1_000_000
+    job = Job(
+        archive=s.input,
+        registry=str(s.model_registry),
+        model_name=artifact.name,
+        model_version=artifact.version,
+        grace_ms=s.grace,
+        idle_ms=s.idle_timeout,
+        silence_ms=s.silence_timeout,
+        ttl_ms=s.device_ttl,
+        output=str(s.output),
+        start_ms=parse_time(s.start, now) if s.start else None,
+        end_ms=parse_time(s.end, now) if s.end else None,
+        flush=s.flush,
+        kafka=s.kafka_config() if s.publish else None,
+        topics=(s.topic_predictions, s.topic_alerts),
+    )
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    with dask_client(
+        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=progress
+    ) as client:
+        counts = run_dask_batch(job, client, progress)
+    summary = {"model": f"{artifact.name}/{artifact.version}", "input": s.input, **counts}
+    write_summary(s.output, summary)
     click.echo(json.dumps(summary, sort_keys=True))
 
 

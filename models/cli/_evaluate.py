@@ -58,10 +58,13 @@ def evaluate(
     **kwargs: Any,
 ) -> None:
     """Replay readings through the model's features, forecaster and alert rule, and score
-    them: mae vs persistence_mae at the model's horizon, alerts, and with labels the
-    detected windows, lead times and false alerts per week."""
+    them: mae vs persistence_mae at the model's horizon, the MAE of the baselines on the
+    same windows (persistence, seasonal naive, ridge on the model's features and training
+    data), alerts, and with labels the detected windows, lead times and false alerts per
+    week."""
     s = build_settings(EvaluateSettings, kwargs)
     setup_logging(s.log_level)
+    from models.baselines import compare
     from models.evaluation import evaluate as run_eval
     from models.evaluation import load_labels, parse_time
     from models.sources import load_points
@@ -76,6 +79,7 @@ def evaluate(
         from_ms = parse_time(from_) if from_ else None
     grace = s.grace if s.grace is not None else artifact.grace_ms
     result = run_eval(points, artifact, labels, from_ms, grace)
+    result.report["baselines"] = compare(result, points, artifact, grace)
     if plot is not None:
         from models.plot import plot_evaluation
 
@@ -87,6 +91,8 @@ def evaluate(
     r = result.report
     click.echo(f"model {r['model']}  {r['from']} .. {r['to']}  n={r['n']}")
     click.echo(f"mae {r['mae']:.4f}   persistence_mae {r['persistence_mae']:.4f}")
+    for line in baseline_lines(r["baselines"]):
+        click.echo(line)
     for a in r["alerts"]:
         value = "" if a["value"] is None else f"{a['value']:.3f}"
         click.echo(f"alert {a['time']} {a['type']:<20} value {value}")
@@ -95,3 +101,25 @@ def evaluate(
         click.echo(f"label {d['label_time']}: {lead}")
     if labels:
         click.echo(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_week']}/week)")
+
+
+def baseline_lines(b: dict[str, Any]) -> list[str]:
+    """The baselines beside the model, one per line."""
+    n = b["n"]
+    if b["seasonal_naive"] is None:
+        seasonal = "n/a (no window a day before the targets)"
+    else:
+        seasonal = f"{b['seasonal_naive']:.4f}"
+        if b["seasonal_naive_n"] < n:
+            seasonal += f" (on the {b['seasonal_naive_n']} windows with a day before them)"
+    if b["ridge"] is None:
+        ridge = f"n/a ({b['ridge_note']})"
+    else:
+        ridge = f"{b['ridge']:.4f} (the model's features, {b['ridge_examples']} training examples)"
+    return [
+        f"MAE on the same {n} windows:",
+        f"  persistence     {b['persistence']:.4f}",
+        f"  seasonal naive  {seasonal}",
+        f"  ridge           {ridge}",
+        f"  model           {b['model']:.4f}",
+    ]

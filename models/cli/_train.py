@@ -33,13 +33,14 @@ def train(**kwargs: Any) -> None:
             click.echo(f"{s.model_name} {existing} already in {s.model_registry}; nothing to do")
             return
     from models.features import FeatureSpec
+    from models.sizing import choose_min_count
     from models.sources import load_points
     from models.thresholds import AlertRule
     from models.training import TrainConfig
     from models.training import train as run_training
 
     try:
-        spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, s.min_count)
+        FeatureSpec(s.metric, s.window, s.k, s.horizon)  # bad flags fail before any loading
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     points = load_points(s.input, s.metric, s.device, s.kafka_config())
@@ -48,6 +49,11 @@ def train(**kwargs: Any) -> None:
         cut = t0 + int(s.train_fraction * (t1 - t0))
         points = [p for p in points if p[1] < cut]
     click.echo(f"{len(points)} readings of {s.metric} from {s.input}", err=True)
+    min_count = s.min_count
+    if min_count is None:
+        min_count = choose_min_count(points, s.window)
+        click.echo(f"min_count {min_count} (from the data's readings per window)", err=True)
+    spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, min_count)
     config = TrainConfig(
         spec=spec,
         epochs=s.epochs,

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from models.baseline import Baseline, Baselines, adapt, learn, learn_baselines
+from models.bands import Baseline, Baselines, adapt, learn, learn_baselines
 from models.likelihood import ErrorStats, LikelihoodParams, likelihood, log_likelihood, score
 
 

@@ -191,6 +191,9 @@ def test_nab_train_60_percent_then_evaluate_the_rest(
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
     assert report["mae"] < report["persistence_mae"]
+    baselines = report["baselines"]
+    assert baselines["model"] == report["mae"] and baselines["n"] == report["n"]
+    assert baselines["model"] < baselines["ridge"] and baselines["seasonal_naive"] is not None
     assert [d["detected"] for d in report["labelled_windows"]] == [True, True]
     assert all(d["lead_time_h"] > 0 for d in report["labelled_windows"])
     assert report["false_alerts_per_week"] <= 1.0
