@@ -171,6 +171,8 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
         say(f"first alert: {alert['device_id']} {alert['type']} {alert['event']}")
         with report.timed("egress: alert state on MQTT"):
             report.figures.update(service_checks.check_egress())
+        with report.timed("dashboard: page and fleet snapshot"):
+            report.figures.update(service_checks.check_dashboard())
 
         devices = {v["device_id"] for _, _, v in outputs.predictions}
         before = _running_ids(compose)

@@ -1,4 +1,5 @@
-"""What the compose test checks beyond Kafka: egress's MQTT side and the retrainer.
+"""What the compose test checks beyond Kafka: egress's MQTT side, the retrainer and the
+dashboard.
 
 * **egress**: a subscriber on the host's published Mosquitto port (as a device or SCADA
   system would connect) receives the alert state retained under ``iotml/<site>/<device>/
@@ -10,6 +11,9 @@
   the registry within minutes;
   ``iotml models show`` run in its container lists it, and its ``/readyz`` says the drift
   loop is consuming ``evaluations``.
+* **dashboard**: on the host's published ``127.0.0.1:8080`` the page is served, ``/readyz``
+  answers 200 and the fleet snapshot (what a browser gets first) lists devices with
+  predictions, as the pipeline produces them.
 """
 
 from __future__ import annotations
@@ -134,3 +138,35 @@ def check_retrainer(run: Exec, timeout: float = 420) -> dict[str, str]:
         "retrainer first decision": f"{first.get('trigger')}: "
         f"{'promoted' if first.get('promoted') else 'not promoted'} ({first.get('reason')})",
     }
+
+
+DASHBOARD = "http://127.0.0.1:8080"  # the port docker-compose.yml publishes
+
+
+def check_dashboard(timeout: float = 180) -> dict[str, str]:
+    """Wait until the dashboard is ready and its fleet snapshot lists devices with a
+    forecast; the page itself must be served."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    why = "not reached"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{DASHBOARD}/readyz", timeout=5) as r:
+                ready = r.status
+            with urllib.request.urlopen(f"{DASHBOARD}/", timeout=5) as r:
+                page = r.read().decode("utf-8", "replace")
+            with urllib.request.urlopen(f"{DASHBOARD}/api/snapshot", timeout=5) as r:
+                snap = json.loads(r.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            why = str(exc)
+            time.sleep(2)
+            continue
+        devices = snap.get("devices") if isinstance(snap, dict) else None
+        forecasting = [d for d in devices or [] if isinstance(d, dict) and d.get("fc") is not None]
+        if ready == 200 and "<html" in page.lower() and forecasting:
+            return {"dashboard": f"ready, page served, {len(forecasting)} devices with a forecast"}
+        why = f"/readyz {ready}, snapshot without forecasts yet"
+        time.sleep(2)
+    raise Wrong(f"dashboard at {DASHBOARD}: {why}")
