@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 from iotml.core.settings import ModelLocation
 from iotml.demo_mqtt import MqttSide, show_retained
-from iotml.stack.procs import free_port, stop_pid
+from iotml.stack.procs import free_port, port_or_free, stop_pid
 from iotml.stack.settings import StackSettings
 
 #: The demo's model (10 s windows) is kept apart from the default name's.
@@ -56,6 +55,9 @@ class DemoSettings(StackSettings, ModelLocation):
     window: str = Field("10s", description="Window of the demo model (when one is trained).")
     horizon: str = Field("20s", description="Forecast horizon of the demo model (when trained).")
     k: int = Field(2, ge=0, description="Previous windows used by the demo model (when trained).")
+    dashboard_port: int = Field(
+        8080, ge=0, le=65535, description="Port of the live page (a free one when taken)."
+    )
 
 
 @dataclass
@@ -137,15 +139,13 @@ def _start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subpr
 
 
 def _start_dashboard(
-    children: list[tuple[str, subprocess.Popen[bytes]]], common: dict[str, str], logs: Path
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    common: dict[str, str],
+    logs: Path,
+    port: int,
 ) -> str:
-    """Start ``iotml dashboard`` on localhost (port 8080 when free) and say where it is."""
-    port = 8080
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            port = free_port()
+    """Start ``iotml dashboard`` on localhost (``port`` when free) and say where it is."""
+    port = port_or_free(port)
     env = {**common, "IOTML_HTTP_PORT": str(port)}
     children.append(("dashboard", _start("dashboard", ["dashboard"], env, logs)))
     page = f"live page: http://127.0.0.1:{port}/ (iotml dashboard)"
@@ -221,7 +221,7 @@ def run_demo(s: DemoSettings) -> _View:
             env = {**common, **env, "IOTML_HTTP_PORT": str(free_port())}
             children.append((name, _start(name, args, env, logs)))
         click.echo(f"bridge, processor, egress and simulator running; logs in {logs}", err=True)
-        page = _start_dashboard(children, common, logs)
+        page = _start_dashboard(children, common, logs, s.dashboard_port)
         side = MqttSide(mqtt.port)
 
         consumer = Consumer(

@@ -135,3 +135,13 @@ class ManagedProcess:
             self._proc = None
         self._pidfile.unlink(missing_ok=True)
         return pid is not None
+
+
+def port_or_free(port: int, host: str = "127.0.0.1") -> int:
+    """``port`` when nothing listens on it, else a free one."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return free_port()
+    return port
