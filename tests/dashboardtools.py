@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from iotml.core.evaluations import Evaluation
 from iotml.core.records import Alert, Prediction
+from tests.childtools import stop_on_sigterm
 from tests.shared_data import REPO
 
 WINDOW_MS = 10_000
@@ -115,14 +115,7 @@ class DashboardProc:
 
     def stop(self, timeout: float = 20) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"dashboard did not stop on SIGTERM:\n{self.text()}") from None
+        return stop_on_sigterm(self.proc, timeout, "dashboard", self.text)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

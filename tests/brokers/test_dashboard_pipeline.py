@@ -16,7 +16,6 @@ ahead) and the simulated devices read four times a second.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from iotml.stack import MosquittoBroker
 from iotml.stack.procs import free_port
 from models.synthetic import generate
 from tests.bridgetools import wait_ready
+from tests.childtools import stop_on_sigterm
 from tests.dashboardtools import DashboardProc, headless_chromium
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
@@ -81,14 +81,7 @@ class Child:
             )
 
     def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{self.log.name}: no exit on SIGTERM:\n{self.text()}") from None
+        return stop_on_sigterm(self.proc, timeout, self.log.name, self.text)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""

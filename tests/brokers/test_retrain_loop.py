@@ -10,7 +10,6 @@ exact event-time order (the whole history is produced at once, far faster than r
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from models.features import FeatureSpec
 from models.registry import Registry
 from models.training import TrainConfig, train
 from tests.brokers.conftest import REPO
+from tests.childtools import stop_on_sigterm
 from tests.kafkatools import Record, consume_all
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
@@ -82,14 +82,7 @@ class RetrainProc:
             time.sleep(0.3)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"retrain did not stop:\n{self.text()[-3000:]}") from None
+        return stop_on_sigterm(self.proc, 60, "retrain", lambda: self.text()[-3000:])
 
 
 def wait_records(
