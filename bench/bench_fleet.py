@@ -55,6 +55,7 @@ from bench_processor import (
     REPO,
     WINDOW,
     create_topics,
+    processor_env,
     processor_topics,
     read_metrics,
     start_kafka,
@@ -607,14 +608,7 @@ def main() -> None:
             registry = work / "registry"
             print("training the model ...", flush=True)
             train(registry, K, HORIZON)
-            env = {
-                "IOTML_KAFKA_BOOTSTRAP": broker.bootstrap,
-                "IOTML_MODEL_REGISTRY": str(registry),
-                "IOTML_MODEL_NAME": "bench",
-                "IOTML_PROCESSING_GUARANTEE": GUARANTEE,
-                "IOTML_COMMIT_INTERVAL": COMMIT,
-                "IOTML_LOG_LEVEL": "WARNING",
-            }
+            env = processor_env(broker.bootstrap, registry)
             if args.block_cache:
                 env["IOTML_STATE_CACHE_MB"] = str(args.block_cache)
             if args.devices:

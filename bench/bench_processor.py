@@ -231,6 +231,18 @@ def create_topics(admin: Any, topics: list[tuple[str, int, dict[str, str]]]) -> 
         f.result(30)
 
 
+def processor_env(bootstrap: str, registry: Path) -> dict[str, str]:
+    """The ``IOTML_*`` settings every benchmarked processor runs with."""
+    return {
+        "IOTML_KAFKA_BOOTSTRAP": bootstrap,
+        "IOTML_MODEL_REGISTRY": str(registry),
+        "IOTML_MODEL_NAME": "bench",
+        "IOTML_PROCESSING_GUARANTEE": GUARANTEE,
+        "IOTML_COMMIT_INTERVAL": COMMIT,
+        "IOTML_LOG_LEVEL": "WARNING",
+    }
+
+
 def train(registry: Path, k: int = 3, horizon: str = "30s") -> None:
     """Train the model ``bench`` (``WINDOW`` windows, ``k`` lagged windows) into ``registry``."""
     from iotml.core.durations import parse_duration_ms
@@ -460,14 +472,7 @@ def main() -> None:
             print(f"loading {args.devices} devices x {args.seconds} s ...", flush=True)
             total = load_input(conf, "readings", args.devices, args.seconds)
             print(f"{total} readings loaded; clock starts per run", flush=True)
-            env = {
-                "IOTML_KAFKA_BOOTSTRAP": broker.bootstrap,
-                "IOTML_MODEL_REGISTRY": str(registry),
-                "IOTML_MODEL_NAME": "bench",
-                "IOTML_PROCESSING_GUARANTEE": GUARANTEE,
-                "IOTML_COMMIT_INTERVAL": COMMIT,
-                "IOTML_LOG_LEVEL": "WARNING",
-            }
+            env = processor_env(broker.bootstrap, registry)
 
             if args.scoring_compare:
                 scoring_compare(env, total, work)
