@@ -78,7 +78,6 @@ class Baselines:
     fleet: Baseline
     devices: Mapping[str, Baseline]
     z: float
-    min_spread: float
 
     def of(self, device_id: str) -> Baseline:
         return self.devices.get(device_id, self.fleet)
@@ -87,7 +86,6 @@ class Baselines:
         return {
             "fleet": self.fleet.to_list(),
             "z": self.z,
-            "min_spread": self.min_spread,
             "devices": {d: b.to_list() for d, b in sorted(self.devices.items())},
         }
 
@@ -101,13 +99,22 @@ class Baselines:
             for d, item in (obj.get("devices") or {}).items()
             if (b := Baseline.from_list(item)) is not None
         }
-        return cls(fleet, devices, float(obj["z"]), float(obj["min_spread"]))
+        return cls(fleet, devices, float(obj["z"]))
 
 
 def spread_floor(level: float, min_spread: float = 0.0) -> float:
     """The least spread a band may have: a device that never moved while its band was
     learned must not alert on its next bit of noise."""
     return max(min_spread, 1e-3 * abs(level), 1e-9)
+
+
+def learning(band: Baseline | None, x: float, min_spread: float = 0.0) -> Baseline:
+    """``band`` after the window mean ``x`` while it is still being learned: an ordinary
+    mean and variance of the means so far (the first one starts it)."""
+    floor = spread_floor(x, min_spread)
+    if band is None:
+        return Baseline(x, floor, 1)
+    return adapt(band, x, 1.0 / (band.n + 1), floor)
 
 
 def follow(
@@ -121,14 +128,11 @@ def follow(
     for x in means:
         if not math.isfinite(x):
             continue
-        floor = spread_floor(x, min_spread)
-        if band is None:
-            band = Baseline(x, floor, 1)
-        elif band.n < warmup:
-            band = adapt(band, x, 1.0 / (band.n + 1), floor)
+        if band is None or band.n < warmup:
+            band = learning(band, x, min_spread)
         else:
             distances.append(abs(band.deviation(x)))
-            band = adapt(band, x, rate, floor)
+            band = adapt(band, x, rate, spread_floor(x, min_spread))
     return band, distances
 
 
@@ -149,7 +153,6 @@ def learn_baselines(
     fleet = learn(everything, 1e-9)
     if fleet is None:
         return None
-    min_spread = 1e-9
     fleet = Baseline(fleet.level, max(fleet.spread, spread_floor(fleet.level)), fleet.n)
     devices: dict[str, Baseline] = {}
     seen: list[float] = []
@@ -165,7 +168,7 @@ def learn_baselines(
     if seen:
         seen.sort()
         z = max(z_floor, 1.5 * seen[min(len(seen) - 1, int(0.995 * len(seen)))])
-    return Baselines(fleet, devices, z, min_spread)
+    return Baselines(fleet, devices, z)
 
 
 def _median(xs: Sequence[float]) -> float:

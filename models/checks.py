@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from models.alerts import AlertParams, Check
-from models.bands import Baseline, adapt, spread_floor
+from models.bands import Baseline, adapt, learning, spread_floor
 from models.likelihood import ErrorStats, LikelihoodParams, log_likelihood
 from models.likelihood import score as judge
 
@@ -56,17 +56,12 @@ def deviation(
     z = params.deviation_z
     if z is None or not math.isfinite(mean):
         return band, Check("deviation", False)
-    floor = spread_floor(mean, params.band_min_spread)
     if band is None or band.n < params.band_warmup:
-        # still learning this device's normal: an ordinary mean and variance so far
-        if band is None:
-            return Baseline(mean, floor, 1), Check("deviation", False)
-        rate = 1.0 / (band.n + 1)
-        return adapt(band, mean, rate, floor), Check("deviation", False)
+        return learning(band, mean, params.band_min_spread), Check("deviation", False)
     d = band.deviation(mean)
     holds = abs(d) > (z / 2 if is_open else z)
     if not holds and abs(d) <= z:
-        band = adapt(band, mean, params.band_rate, floor)
+        band = adapt(band, mean, params.band_rate, spread_floor(mean, params.band_min_spread))
     text = (
         f"mean {mean:.3f} is {d:+.1f} spreads from this device's normal "
         f"{band.level:.3f} ± {band.spread:.3f}"

@@ -22,14 +22,14 @@ Any threshold given explicitly (``iotml train --alert-...``) overrides the learn
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from models.alerts import AlertParams
-from models.bands import learn_baselines
+from models.bands import Baselines
 from models.features import FeatureSpec
 
 
@@ -54,7 +54,7 @@ def learn_alert_params(
     spec: FeatureSpec,
     rule: AlertRule,
     overrides: Mapping[str, Any] | None = None,
-    window_means: Mapping[str, Sequence[float]] | None = None,
+    bands: Baselines | None = None,
 ) -> AlertParams:
     """Alert parameters from training readings and validation residuals (see module doc)."""
     del val_forecasts  # part of the signature for rules that need them
@@ -72,8 +72,6 @@ def learn_alert_params(
         silence_ms=rule.silence_ms,
         rule="learned: " + ", ".join(f"{k}={v}" for k, v in rule.to_dict().items()),
     )
-    if rule.deviation and window_means:
-        bands = learn_baselines(window_means)
-        if bands is not None:
-            params = params.with_overrides(deviation_z=round(bands.z, 3))
+    if rule.deviation and bands is not None:
+        params = params.with_overrides(deviation_z=round(bands.z, 3))
     return params.with_overrides(**dict(overrides or {}))

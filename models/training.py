@@ -152,10 +152,10 @@ def train(
     means: dict[str, list[float]] = {}
     for w in series.windows:
         means.setdefault(w.device_id, []).append(w.stats.mean)
-    params = learn_alert_params(
-        values, residual, val_forecast, spec, config.rule, config.overrides, means
-    )
     bands = learn_baselines(means)
+    params = learn_alert_params(
+        values, residual, val_forecast, spec, config.rule, config.overrides, bands
+    )
 
     timestamps = [p[1] for p in points]
     manifest = {
