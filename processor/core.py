@@ -101,6 +101,11 @@ class Engine:
         self._in_heartbeat = metrics.records_in.labels("heartbeat")
         self._closed_by_reading = metrics.windows_closed.labels("reading")
         self._rules: tuple[tuple[object, ...], ClockRules] | None = None
+        self._staged: tuple[ActiveModel | None, ActiveModel | None, ModelStage | None] = (
+            None,
+            None,
+            None,
+        )
 
     def process(
         self,
@@ -230,14 +235,21 @@ class Engine:
             self._metrics.devices_forgotten.inc(done.forgotten)
 
     def _stage(self, model: ActiveModel) -> ModelStage:
-        """The model as the window stage needs it (no forecasts without the model stage)."""
+        """The model as the window stage needs it (no forecasts without the model stage);
+        built again only when the live or the shadow model changes, not per record."""
+        candidate = self._shadow() if self._scoring else None
+        live, shadowed, stage = self._staged
+        if stage is not None and live is model and shadowed is candidate:
+            return stage
         predict = self._inference.predictor(model) if self._model_stage else None
-        shadow = self._inference.shadow(model, self._shadow()) if self._scoring else None
+        shadow = self._inference.shadow(model, candidate) if self._scoring else None
         m = model
         bands = m.artifact.bands if m.artifact is not None else None
-        return ModelStage(
+        stage = ModelStage(
             m.spec, m.params, m.name, m.version, predict, self._scoring, shadow, bands
         )
+        self._staged = (model, candidate, stage)
+        return stage
 
     def _emit(self, closing: Closing, out: list[Output]) -> None:
         """Per closed window: its scored forecasts, its prediction, then its alerts."""
