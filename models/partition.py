@@ -111,7 +111,7 @@ def on_reading(
             st = evolve(st, tags=kept)
     closing = None
     if closed:
-        closing = _close([(dev, stats) for stats in closed], {dev: st}, model)
+        closing = close_stage([(dev, stats) for stats in closed], {dev: st}, model)
         st = closing.states[dev]
     st, alerts = observe(st, ts, model.version, seen_at=p)
     store.save(dev, st, old)
@@ -189,7 +189,7 @@ def on_time(
     out = TimeOutcome(clock_closed=len(found.closed))
     if not found.advanced:
         return out
-    out.closing = _close(found.closed, found.advanced, model)
+    out.closing = close_stage(found.closed, found.advanced, model)
     for dev, st in out.closing.states.items():
         d = found.due[dev]
         assert st.last_seen is not None and st.seen_at is not None
@@ -212,9 +212,10 @@ def on_time(
     return out
 
 
-def _close(
+def close_stage(
     windows: list[tuple[str, WindowStats]], states: dict[str, DeviceState], model: ModelStage
 ) -> Closing:
+    """Close ``windows`` with ``model``'s stage (:func:`models.closing.close_windows`)."""
     m = model
     return close_windows(
         windows,

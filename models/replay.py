@@ -18,7 +18,7 @@ from models.clock import ClockRules
 from models.closing import ClosedWindow, Closing, close_rows, close_windows
 from models.device import DeviceState, new_state
 from models.features import FeatureSpec, WindowStats
-from models.partition import MemoryStore, ModelStage, on_reading, on_time, sweep_due
+from models.partition import MemoryStore, ModelStage, close_stage, on_reading, on_time, sweep_due
 from models.pipeline import add_reading, advance
 
 if TYPE_CHECKING:
@@ -65,12 +65,8 @@ def _windows(
         closed.extend((device, stats) for stats in done)
         states[device] = state
     if flush:
-        for device, state in states.items():
-            if state.watermark is None:
-                continue
-            end = state.watermark + spec.window_ms + grace_ms
-            states[device], done = advance(state, end, spec, grace_ms)
-            closed.extend((device, stats) for stats in done)
+        states, flushed = _close_open(states, spec, grace_ms)
+        closed.extend(flushed)
     return closed, late, states
 
 
@@ -212,26 +208,25 @@ def _add(view: BatchView, closing: Closing) -> None:
 
 def _flush(store: MemoryStore, model: ModelStage, grace_ms: int, view: BatchView) -> None:
     """Close every window still open, as if each device's clock had moved on."""
+    states, closed = _close_open(dict(store.states), model.spec, grace_ms)
+    closing = close_stage(closed, states, model)
+    store.states.update(closing.states)
+    _add(view, closing)
+
+
+def _close_open(
+    states: dict[str, DeviceState], spec: FeatureSpec, grace_ms: int
+) -> tuple[dict[str, DeviceState], list[tuple[str, WindowStats]]]:
+    """Take every device's open windows out of ``states`` (updated in place) as if its
+    clock had moved one window plus the grace period past its watermark."""
     closed: list[tuple[str, WindowStats]] = []
-    states = dict(store.states)
     for device, state in states.items():
         if state.watermark is None:
             continue
-        end = state.watermark + model.spec.window_ms + grace_ms
-        states[device], done = advance(state, end, model.spec, grace_ms)
+        end = state.watermark + spec.window_ms + grace_ms
+        states[device], done = advance(state, end, spec, grace_ms)
         closed.extend((device, stats) for stats in done)
-    closing = close_windows(
-        closed,
-        states,
-        model.spec,
-        model.params,
-        model.name,
-        model.version,
-        model.predict,
-        bands=model.bands,
-    )
-    store.states.update(closing.states)
-    _add(view, closing)
+    return states, closed
 
 
 def run(
