@@ -1,11 +1,10 @@
 """``iotml demo``: the whole pipeline on one machine, without Docker.
 
 Brings up the local stack (real Kafka 4 and Mosquitto), ensures the topics, trains a model
-on synthetic history when the registry has none, starts bridge, processor, egress and
-simulator as child processes, and shows the latest prediction and the open alerts per
-device, and what egress published back to MQTT (:mod:`iotml.demo_mqtt`); at the end, the
-retained alert topics a late subscriber gets. Ctrl-C (or ``--duration``) stops the
-children, then the brokers if the demo started them.
+on synthetic history when the registry has none, starts bridge, processor, egress,
+simulator and dashboard as child processes, and shows the latest prediction and open
+alerts per device and what egress published to MQTT (:mod:`iotml.demo_mqtt`), at the end
+the retained alert topics. Ctrl-C (``--duration``) stops the children, then the brokers.
 """
 
 from __future__ import annotations
@@ -144,8 +143,7 @@ def _start_dashboard(
     logs: Path,
     port: int,
 ) -> str:
-    """Start ``iotml dashboard`` on localhost (``port`` when free) and say where it is."""
-    port = port_or_free(port)
+    """Start ``iotml dashboard`` on localhost ``port`` and say where it is."""
     env = {**common, "IOTML_HTTP_PORT": str(port)}
     children.append(("dashboard", _start("dashboard", ["dashboard"], env, logs)))
     page = f"live page: http://127.0.0.1:{port}/ (iotml dashboard)"
@@ -217,11 +215,14 @@ def run_demo(s: DemoSettings) -> _View:
                 {"IOTML_MQTT_URL": mqtt.url, "IOTML_SIM_PROGRESS": "0s"},
             ),
         ]
+        # every child's port chosen before any binds it, so no two get the same one
+        taken = {page_port := port_or_free(s.dashboard_port)}
         for name, args, env in services:
-            env = {**common, **env, "IOTML_HTTP_PORT": str(free_port())}
+            taken.add(port := free_port(avoid=taken))
+            env = {**common, **env, "IOTML_HTTP_PORT": str(port)}
             children.append((name, _start(name, args, env, logs)))
         click.echo(f"bridge, processor, egress and simulator running; logs in {logs}", err=True)
-        page = _start_dashboard(children, common, logs, s.dashboard_port)
+        page = _start_dashboard(children, common, logs, page_port)
         side = MqttSide(mqtt.port)
 
         consumer = Consumer(
