@@ -74,7 +74,7 @@ def test_alert_state_holds_the_latest_event_per_device_and_type(
         silence_timeout="20s",
         **pipeline_topics,
     )
-    state = wait_for(
+    wait_for(
         kafka_conf,
         pipeline_topics["topic_alert_state"],
         lambda r: any(x.key == b"dev-0/device_silent" for x in r),
@@ -82,8 +82,12 @@ def test_alert_state_holds_the_latest_event_per_device_and_type(
         proc=proc,
     )
     assert proc.stop() == 0
+    # both topics read after the stop: the processor goes on alerting until then
     alerts = alerts_of(consume_all(kafka_conf, pipeline_topics["topic_alerts"], timeout=5))
     latest = {(a.device_id, a.type): a for a in alerts}
-    for rec in state:
-        dev, kind = (rec.key or b"").decode().split("/")
+    state = consume_all(kafka_conf, pipeline_topics["topic_alert_state"], timeout=5)
+    last_state = {(rec.key or b"").decode(): rec for rec in state}
+    assert "dev-0/device_silent" in last_state
+    for key, rec in last_state.items():
+        dev, kind = key.split("/")
         assert alerts_of([rec])[0] == latest[(dev, kind)]
