@@ -576,7 +576,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="1000,100000", help="fleet sizes, comma-separated")
     parser.add_argument("--cadence", type=int, default=3, help="seconds between two readings")
-    parser.add_argument("--windows", type=int, default=5, help="windows of the largest fleet")
+    parser.add_argument(
+        "--windows", type=int, default=8, help="windows of the largest fleet (the first 3 warm up)"
+    )
     parser.add_argument("--min-readings", type=int, default=400_000, help="of a smaller fleet")
     parser.add_argument("--churn-devices", type=int, default=1_000_000, help="0: no churn run")
     parser.add_argument("--churn-readings", type=int, default=3)

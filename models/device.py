@@ -44,6 +44,32 @@ class DeviceState:
     # its latest reading's tags (carried_tags), stamped on its predictions and alerts
     tags: dict[str, str] = field(default_factory=dict)
 
+    def cold_dict(self) -> dict[str, Any]:
+        """The fields that change only when a window closes or an alert moves (not the
+        per-reading ones: buffer, watermark, last_seen, seen_at), leaving out those at
+        their defaults. The processor writes this record per window close, once per
+        device: at fleet scale its size is the changelog's, and :meth:`from_dict` reads
+        it back with the defaults filled in."""
+        out: dict[str, Any] = {"format": STATE_FORMAT}
+        if self.history:
+            out["history"] = [w.to_dict() for w in self.history]
+        if self.pending:
+            out["pending"] = [_stored(t, p) for t, p in sorted(self.pending.items())]
+        episodes = {k: e.to_dict() for k, e in self.episodes.items() if e != _NO_EPISODE}
+        if episodes:
+            out["episodes"] = episodes
+        if self.errors.n:
+            out["errors"] = self.errors.to_list()
+        if self.likelihood is not None:
+            out["likelihood"] = self.likelihood
+        if self.band is not None:
+            out["band"] = self.band.to_list()
+        if self.band_version is not None:
+            out["band_version"] = self.band_version
+        if self.tags:
+            out["tags"] = self.tags
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
@@ -87,6 +113,9 @@ class DeviceState:
 
     def copy(self) -> DeviceState:
         return DeviceState.from_dict(self.to_dict())
+
+
+_NO_EPISODE = EpisodeState()
 
 
 def _stored(t: int, p: PendingForecast) -> list[Any]:

@@ -34,7 +34,6 @@ from models.clock import Schedule
 from processor.model import ActiveModel
 
 META = "meta"
-_HOT_FIELDS = ("buffer", "watermark", "last_seen", "seen_at", "device_id")
 
 
 class StateLike(Protocol):
@@ -147,11 +146,12 @@ class PartitionStore:
             or st.pending is not old.pending
             or st.episodes is not old.episodes
             or st.tags is not old.tags
+            or st.errors is not old.errors
+            or st.band is not old.band
+            or st.likelihood != old.likelihood
+            or st.band_version != old.band_version
         ):
-            cold = st.to_dict()
-            for hot_key in _HOT_FIELDS:
-                cold.pop(hot_key, None)
-            self.state.set(f"{self.ns}/c/{dev}", cold)
+            self.state.set(f"{self.ns}/c/{dev}", st.cold_dict())
 
 
 class StateCache:

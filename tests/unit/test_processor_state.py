@@ -35,6 +35,45 @@ def test_a_saved_device_state_reads_back_from_the_store_alone():
     assert fresh.device("d1").to_dict() == st.to_dict()
 
 
+def test_every_cold_field_reads_back_and_defaults_are_not_stored():
+    from models.alerts import EpisodeState
+    from models.bands import Baseline
+    from models.device import PendingForecast, evolve
+    from models.likelihood import ErrorStats
+
+    store, m = DictState(), model()
+    part = StateCache().open(0, 0, store, m)
+    old = part.device("d1")
+    st, _, _ = add_reading(old, T0 + 1_000, 21.5, SPEC)
+    part.save("d1", st, old)
+    assert f"{part.ns}/c/d1" not in store.data  # only the hot part moved
+
+    episodes = dict(st.episodes, deviation=EpisodeState(T0, True, None))
+    full = evolve(
+        st,
+        pending={T0 + 20_000: PendingForecast(22.0, 21.5, "v1", 21.9, "v2")},
+        episodes=episodes,
+        errors=ErrorStats(0.5, 0.1, 7, (0.4, 0.6)),
+        likelihood=0.93,
+        band=Baseline.from_list([21.0, 1.5, 40]),
+        band_version="v1",
+        tags={"site": "a"},
+    )
+    part.save("d1", full, st)
+    assert "buffer" not in store.data[f"{part.ns}/c/d1"]
+    ended = evolve(full, episodes=st.episodes, pending={})  # back at defaults: not stored
+    assert set(ended.cold_dict()) == {
+        "format",
+        "errors",
+        "likelihood",
+        "band",
+        "band_version",
+        "tags",
+    }
+    fresh = StateCache().open(0, 1, store, m)
+    assert fresh.device("d1").to_dict() == full.to_dict()
+
+
 def test_the_cache_is_dropped_when_a_record_does_not_follow_the_last_one():
     store, m = DictState(), model()
     cache = StateCache()
