@@ -4,7 +4,7 @@ Fleet: for each size of ``--devices`` (e.g. ``1000,100000``) one run of the proc
 the model, through a real Kafka, on its own 4-partition readings topic loaded before the
 run's clock starts. Every device sends one reading every ``--cadence`` (default 3 s, the
 most that still gives a 10 s window its 3 readings; devices staggered over it), the same for
-every size; the largest fleet sends ``--windows`` windows of readings (default 5) and the
+every size; the largest fleet sends ``--windows`` windows of readings (default 8) and the
 smaller ones at least ``--min-readings`` over more windows. The model (trained here) looks
 back one window and forecasts one window ahead, so from a device's 4th window on every
 window it closes is forecast, scored and checked for alerts: throughput is measured over
@@ -33,34 +33,24 @@ about 12-16 (the processor handles ~5,000 readings/s there).
 from __future__ import annotations
 
 import argparse
-import functools
 import math
-import os
-import pstats
-import re
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from bench_processor import (
+from benchkit import (
     COMMIT,
     GUARANTEE,
-    REPO,
     WINDOW,
     create_topics,
     processor_env,
     processor_topics,
-    read_metrics,
     start_kafka,
     train,
 )
+from fleet_load import churn_rows, fleet_rows, produce
+from fleet_watch import READ, Run, hot_spots, run
 
 WINDOW_MS = 10_000
 #: The fleet model looks back K windows and forecasts one window ahead, so a device's
@@ -69,358 +59,6 @@ WINDOW_MS = 10_000
 #: K + 3: every reading from there on is steady state.
 K, HORIZON = 1, "10s"
 WARMUP_WINDOWS = K + 2
-READ = 'iotml_processor_records_in_total{kind="reading"}'
-INVALID = 'iotml_processor_records_in_total{kind="invalid"}'
-Row = tuple[bytes, bytes, int]  # key, value, timestamp
-
-
-# -- child process -------------------------------------------------------------------------
-
-
-def child(profile: str | None) -> None:
-    """One processor with the model, from IOTML_* variables, with this bench's gauges;
-    ``profile``: cProfile its processing thread from the first record on, written there
-    when it stops."""
-    import cProfile
-
-    from prometheus_client import Gauge
-
-    from iotml.core.logs import setup_logging
-    from iotml.core.options import build_settings
-    from processor.app import Processor
-    from processor.settings import ProcessorSettings
-
-    setup_logging("WARNING")
-    proc = Processor(build_settings(ProcessorSettings, {}))
-    clocks = proc.engine.clocks
-
-    def gauge(name: str, fn: Callable[[], float]) -> None:
-        Gauge(f"bench_{name}", name, registry=proc.metrics.registry).set_function(fn)
-
-    def times() -> list[int]:
-        return [c.event_time or 0 for c in list(clocks.values())]
-
-    gauge("partition_time_min_ms", lambda: min(times(), default=0))
-    gauge("partition_time_max_ms", lambda: max(times(), default=0))
-    gauge("rocksdb_memtables_bytes", lambda: _rocksdb(proc, "cur-size-all-mem-tables"))
-    gauge("rocksdb_block_cache_bytes", lambda: _rocksdb(proc, "block-cache-usage", True))
-    gauge("rocksdb_keys", lambda: _rocksdb(proc, "estimate-num-keys"))
-    gauge("python_blocks", sys.getallocatedblocks)
-    gauge("malloc_in_use_bytes", lambda: _mallinfo()[0])
-    gauge("malloc_free_bytes", lambda: _mallinfo()[1])
-    profiler = cProfile.Profile() if profile else None
-    if profiler:  # from the first record on: start-up (imports, model load) is not the cost
-        engine, first = proc.engine, proc.engine.process
-
-        def profiled(*args: Any) -> Any:
-            engine.process = first  # type: ignore[method-assign]
-            profiler.enable()
-            return first(*args)
-
-        engine.process = profiled  # type: ignore[method-assign,assignment]
-    try:
-        proc.run()
-    finally:
-        if profiler and profile:
-            profiler.disable()
-            profiler.dump_stats(profile)
-
-
-def _rocksdb(proc: Any, prop: str, shared: bool = False) -> float:
-    """A RocksDB property summed over the store partitions (``shared``: the first one's,
-    e.g. the block cache every partition shares). Reads quixstreams internals: for this
-    bench's diagnostics only."""
-    app, total = proc._app, 0
-    try:
-        for stores in list(app._state_manager.stores.values()) if app else []:
-            for store in list(stores.values()):
-                for part in list(store.partitions.values()):
-                    value = part._db.property_int_value(f"rocksdb.{prop}") or 0
-                    if shared:
-                        return value
-                    total += value
-    except Exception:  # a partition closing under us: report nothing this time
-        return 0
-    return total
-
-
-_MALLINFO2 = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
-
-
-@functools.cache
-def _mallinfo2() -> Any:
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in _MALLINFO2.split()]
-
-    fn = ctypes.CDLL("libc.so.6").mallinfo2  # glibc >= 2.33
-    fn.restype = MallInfo2
-    return fn
-
-
-def _mallinfo() -> tuple[int, int]:
-    """glibc malloc: (bytes in use, bytes free but kept by the process); 0s elsewhere."""
-    try:
-        m = _mallinfo2()()
-    except (OSError, AttributeError):
-        return 0, 0
-    return m.uordblks + m.hblkhd, m.fordblks
-
-
-# -- load ----------------------------------------------------------------------------------
-
-
-def produce(conf: dict[str, Any], topic: str, rows: Iterator[Row], total: int) -> int:
-    """Write ``rows`` to ``topic`` in large batches; returns how many."""
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {
-            **conf,
-            "linger.ms": 100,
-            "batch.size": 1_000_000,
-            "queue.buffering.max.messages": 1_000_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "acks": "1",
-        }
-    )
-    t0, n = time.monotonic(), 0
-    for key, value, ts in rows:
-        while True:
-            try:
-                producer.produce(topic, value, key, timestamp=ts)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        n += 1
-        if n % 500_000 == 0:
-            producer.poll(0)
-            print(f"  loaded {n:,}/{total:,} ({time.monotonic() - t0:.0f} s)", flush=True)
-    assert producer.flush(300) == 0
-    return n
-
-
-def reading(dev: str, ts: int, value: float) -> bytes:
-    import orjson
-
-    return orjson.dumps(
-        {"v": 1, "device_id": dev, "ts": ts, "metrics": {"temperature": value}, "tags": {}}
-    )
-
-
-def fleet_rows(devices: int, cadence_ms: int, ticks: int, start: int) -> Iterator[Row]:
-    """``ticks`` readings per device, ``cadence_ms`` apart, devices staggered; in time order."""
-    rng = np.random.default_rng(devices)
-    base = rng.normal(70, 5, size=devices)
-    phase = ((np.arange(devices) * cadence_ms) // devices).tolist()
-    ids = [f"machine-{d:06d}" for d in range(devices)]
-    keys = [i.encode() for i in ids]
-    for k in range(ticks):
-        values = base + 2 * np.sin(k * cadence_ms / 60_000 + np.arange(devices))
-        values = np.round(values + rng.normal(0, 0.3, size=devices), 3).tolist()
-        t0 = start + k * cadence_ms
-        for d in range(devices):
-            ts = t0 + phase[d]
-            yield keys[d], reading(ids[d], ts, values[d]), ts
-
-
-def churn_rows(args: argparse.Namespace, start: int) -> tuple[Iterator[Row], np.ndarray]:
-    """Churning ids and resident devices interleaved in time order: the rows, and per row
-    how many distinct ids the load has had up to it."""
-    n, r = args.churn_devices, args.churn_readings
-    span = args.churn_span * 1000
-    arrive = np.arange(n, dtype=np.int64) * span // n
-    ts = (arrive[:, None] + np.arange(r, dtype=np.int64) * args.churn_gap * 1000).ravel()
-    dev = np.repeat(np.arange(n, dtype=np.int64), r)
-    cadence = args.cadence * 1000
-    ticks = (span + r * args.churn_gap * 1000) // cadence
-    res = np.arange(args.resident, dtype=np.int64)
-    rts = (res * cadence // max(args.resident, 1))[None, :] + cadence * np.arange(ticks)[:, None]
-    ts = np.concatenate([ts, rts.ravel()]) + start
-    dev = np.concatenate([dev, np.tile(-1 - res, ticks)])
-    order = np.argsort(ts, kind="stable")
-    ts, dev = ts[order], dev[order]
-    first = np.zeros(len(dev), dtype=bool)
-    first[np.unique(dev, return_index=True)[1]] = True
-    values = np.round(np.random.default_rng(7).normal(70, 5, size=len(ts)), 3).tolist()
-
-    def rows() -> Iterator[Row]:
-        for t, d, v in zip(ts.tolist(), dev.tolist(), values, strict=True):
-            name = f"churn-{d:07d}" if d >= 0 else f"resident-{-1 - d:05d}"
-            yield name.encode(), reading(name, t, v), t
-
-    return rows(), np.cumsum(first)
-
-
-# -- one processor run ---------------------------------------------------------------------
-
-
-def proc_status(pid: int) -> dict[str, float]:
-    """``VmRSS`` and ``VmHWM`` of ``pid`` in MB, ``cpu`` seconds (every thread) and the
-    machine's 1-minute ``load`` (empty once the process is gone)."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        load = float(Path("/proc/loadavg").read_text().split()[0])
-    except OSError:
-        return {}
-    out = {
-        k: int(v.split()[0]) / 1024
-        for k, _, v in (line.partition(":") for line in lines)
-        if k in ("VmRSS", "VmHWM")
-    }
-    ticks = os.sysconf("SC_CLK_TCK")
-    return {**out, "cpu": (int(stat[11]) + int(stat[12])) / ticks, "load": load}
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of ``pid``'s live threads by kind (the name without its number:
-    ``python`` for the Python threads, ``rdk:broker`` for librdkafka's, ``rocksdb:low``)."""
-    out: dict[str, float] = {}
-    ticks = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            name, rest = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
-        except OSError:
-            continue
-        fields = rest.split()
-        kind = re.sub(r"[-\d]+$", "", name) or name
-        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-    return out
-
-
-@dataclass
-class Run:
-    label: str
-    total: int
-    samples: list[tuple[float, float, float]] = field(default_factory=list)  # wall, n, cpu
-    loads: list[float] = field(default_factory=list)  # the machine's, while it ran
-    rows: list[tuple[float, ...]] = field(default_factory=list)  # churn table
-    rss_start: float = 0.0
-    hwm: float = 0.0
-    final: dict[str, float] = field(default_factory=dict)
-    threads: dict[str, float] = field(default_factory=dict)  # CPU s by thread kind, at the end
-
-    def thread_split(self) -> str:
-        total = sum(self.threads.values()) or 1.0
-        top = sorted(self.threads.items(), key=lambda kv: -kv[1])[:5]
-        return ", ".join(f"{k} {v / total:.0%}" for k, v in top)
-
-    def at(self, count: float, what: int = 0) -> float:
-        """Wall time (``what=2``: CPU time) when ``count`` readings were consumed."""
-        for a, b in zip(self.samples, self.samples[1:], strict=False):
-            if b[1] >= count:
-                return a[what] + (b[what] - a[what]) * (count - a[1]) / max(b[1] - a[1], 1e-9)
-        return self.samples[-1][what]
-
-    def rate(self, lo: float, hi: float, what: int = 0) -> float:
-        """Readings per second (``what=2``: per CPU second, all threads) between fractions
-        ``lo`` and ``hi`` of the load."""
-        n0, n1 = lo * self.total, hi * self.total
-        return (n1 - n0) / max(self.at(n1, what) - self.at(n0, what), 1e-3)
-
-    @property
-    def load(self) -> float:
-        return sum(self.loads) / max(len(self.loads), 1)
-
-
-def run(
-    label: str,
-    env: dict[str, str],
-    total: int,
-    work: Path,
-    profile: Path | None = None,
-    row: Callable[[dict[str, float], float], tuple[float, ...]] | None = None,
-    child_args: tuple[str, ...] = (),
-) -> Run:
-    """One processor child (fresh consumer group) until it has consumed ``total`` readings.
-    ``row(metrics, rss)`` adds a table row at each tenth of the load."""
-    from iotml.stack.procs import free_port
-
-    group = f"bench-{label}-{uuid.uuid4().hex[:6]}"
-    port = free_port()
-    child_env = {
-        **os.environ,
-        **env,
-        "IOTML_CONSUMER_GROUP": group,
-        "IOTML_HTTP_PORT": str(port),
-        "IOTML_HTTP_HOST": "127.0.0.1",
-        "IOTML_STATE_DIR": str(work / f"state-{group}"),
-    }
-    cmd = [sys.executable, __file__, "--child", *child_args]
-    if profile:
-        cmd += ["--child-profile", str(profile)]
-    child = subprocess.Popen(cmd, env=child_env, cwd=REPO)
-    out = Run(label, total)
-    t_start = time.monotonic()
-    next_print, next_row = t_start + 15, 0.0
-    try:
-        while True:
-            if child.poll() is not None:
-                raise SystemExit(f"{label}: the processor exited early ({child.returncode})")
-            if time.monotonic() - t_start > 1800:
-                raise SystemExit(f"{label}: did not finish in 30 min")
-            # a busy child may answer slowly: a scrape that times out is skipped
-            m = read_metrics(port, timeout=10)
-            now, mem = time.monotonic(), proc_status(child.pid)
-            out.hwm = max(out.hwm, mem.get("VmHWM", 0.0))
-            if not m or not mem:
-                time.sleep(0.25)
-                continue
-            count = m.get(READ, 0.0) + m.get(INVALID, 0.0)
-            if count == 0 and not out.samples:
-                out.rss_start = mem["VmRSS"]
-            elif count > 0:
-                out.samples.append((now, count, mem["cpu"]))
-                out.loads.append(mem["load"])
-            if row is not None and count >= next_row * total and count > 0:
-                out.rows.append(row(m, mem.get("VmRSS", 0.0)))
-                next_row += 0.1
-            if now >= next_print:
-                recent = [s for s in out.samples if s[0] >= now - 10] or [(now, 0.0, 0.0)]
-                rate = (recent[-1][1] - recent[0][1]) / max(recent[-1][0] - recent[0][0], 1e-3)
-                print(
-                    f"  [{label}] {count:,.0f}/{total:,} readings, {rate:,.0f}/s lately, "
-                    f"RSS {mem.get('VmRSS', 0):,.0f} MB, "
-                    f"cached {m.get('iotml_processor_devices_cached', 0):,.0f}, "
-                    f"load {mem.get('load', 0):.1f}, {now - t_start:.0f} s",
-                    flush=True,
-                )
-                next_print = now + 15
-            if count >= total:
-                out.final = m
-                break
-            time.sleep(0.25)
-        out.hwm = max(out.hwm, proc_status(child.pid).get("VmHWM", 0.0))
-        out.threads = thread_cpu(child.pid)
-    finally:
-        child.terminate()
-        child.wait(120)
-    return out
-
-
-def hot_spots(path: Path, top: int = 16) -> None:
-    """The functions of a cProfile dump with the most own time, then with the most time
-    including their callees (the outermost loop left out)."""
-    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
-    total = sum(v[2] for v in stats.values())
-
-    def show(key: int, title: str, below: float) -> None:
-        print(f"  {title}\n  {'own s':>7} {'cum s':>7} {'cum %':>6} {'calls':>10}  function")
-        rows = [kv for kv in stats.items() if kv[1][3] < below * total]
-        for (file, line, name), (_, calls, own, cum, _) in sorted(
-            rows, key=lambda kv: kv[1][key], reverse=True
-        )[:top]:
-            where = f"{Path(file).parent.name}/{Path(file).name}:{line}" if line else "built-in"
-            print(f"  {own:7.2f} {cum:7.2f} {cum / total:6.1%} {calls:10,}  {name} ({where})")
-
-    print(f"  profiled {total:.1f} s")
-    show(2, "by own time:", 2.0)
-    show(3, "by time including callees:", 0.7)
-
-
-# -- main ----------------------------------------------------------------------------------
 
 
 def fleet_runs(
@@ -592,12 +230,7 @@ def main() -> None:
         type=int,
         help="the processor's RocksDB block cache in MiB (IOTML_STATE_CACHE_MB) for every run",
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child_profile)
-        return
     from confluent_kafka.admin import AdminClient
 
     t_all = time.monotonic()

@@ -15,9 +15,6 @@ ahead) and the simulated devices read four times a second.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,11 +31,10 @@ from iotml.stack import MosquittoBroker
 from iotml.stack.procs import free_port
 from models.synthetic import generate
 from tests.bridgetools import wait_ready
-from tests.childtools import stop_on_sigterm
+from tests.childtools import IotmlChild, wait_for_children
 from tests.dashboardtools import DashboardProc, headless_chromium
 from tests.kafkatools import Record, consume_all
 from tests.model_fixtures import train_tiny_artifact
-from tests.shared_data import REPO
 
 pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 
@@ -64,27 +60,6 @@ const note = () => {
 new MutationObserver(note).observe(box, { childList: true, subtree: true });
 note();
 """
-
-
-class Child:
-    """An ``iotml`` command in a child process, its output in a log file."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        with open(log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "iotml", *args],
-                env=dict(os.environ),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-
-    def stop(self, timeout: float = 30) -> int:
-        return stop_on_sigterm(self.proc, timeout, self.log.name, self.text)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
 @pytest.fixture
@@ -122,22 +97,6 @@ def fast_registry(tmp_path: Path) -> Path:
         cooldown_ms=0,
     )
     return registry
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, *children: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        for child in children:
-            if child.proc is not None and child.proc.poll() is not None:
-                raise AssertionError(
-                    f"{child.log.name} exited while waiting for {what}:\n{child.text()}"
-                )
-        time.sleep(0.1)
-    logs = "\n".join(f"--- {c.log.name}\n{c.text()[-1500:]}" for c in children)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
 
 def _opened(records: list[Record]) -> list[tuple[Record, Alert]]:
@@ -195,7 +154,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
         )
         children.append(processor)
         bridge_port = free_port()
-        bridge_proc = Child(
+        bridge_proc = IotmlChild(
             [
                 "bridge",
                 "--kafka-bootstrap", bridge.kafka_bootstrap,
@@ -212,14 +171,14 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
         wait_ready(bridge_proc.proc, bridge_port, timeout=60)
 
         browser.get(dashboard.url)
-        _wait(
+        wait_for_children(
             "the page's event stream",
             lambda: browser.find_element(By.ID, "status").text == "live",
             15,
         )
         browser.execute_script(WATCH_ALERTS)
 
-        simulator = Child(
+        simulator = IotmlChild(
             [
                 "simulate",
                 "--mqtt-url", mosquitto_broker.url,
@@ -236,7 +195,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
 
         # the fleet view lists the simulated devices as their first forecasts arrive
         fleet = {f"dev-{d:04d}" for d in range(DEVICES)}
-        _wait(
+        wait_for_children(
             "every simulated device in the fleet view",
             lambda: (
                 {
@@ -254,7 +213,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
         browser.find_element(By.CSS_SELECTOR, f'#fleet .row[data-device="{FAULTY}"]').click()
         chart = browser.find_element(By.ID, "chart")
         first = int(
-            _wait(
+            wait_for_children(
                 "the device chart",
                 lambda: (
                     chart.get_attribute("data-device") == FAULTY
@@ -264,7 +223,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
                 *children,
             )
         )
-        _wait(
+        wait_for_children(
             "new points on the device chart",
             lambda: int(chart.get_attribute("data-points") or 0) >= first + 3,
             20,
@@ -272,7 +231,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
         )
 
         # the fault's alert: on the page, and when its record reached Kafka
-        seen_ms = _wait(
+        seen_ms = wait_for_children(
             f"the anomaly alert of {FAULTY} on the page",
             lambda: browser.execute_script(
                 f"return (window.__alertSeen || {{}})['{FAULTY}/anomaly'];"
@@ -294,7 +253,7 @@ def test_a_running_fleet_its_forecasts_and_a_faults_alert_reach_the_page(
 
         # the episode stays in the device view (the anomaly clears once the forecasts
         # follow the drop), and the chart still runs
-        _wait(
+        wait_for_children(
             "the anomaly episode in the device view",
             lambda: "anomaly" in browser.find_element(By.ID, "episodes").text,
             10,
