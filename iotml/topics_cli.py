@@ -8,6 +8,7 @@ import click
 
 from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
+from iotml.core.settings import KafkaSettings
 from iotml.core.topics import TopicsSettings, ensure_topics, topic_specs
 
 
@@ -33,12 +34,12 @@ def ensure(**kwargs: Any) -> None:
 
 
 @topics.command("list")
-@settings_options(TopicsSettings)
+@settings_options(KafkaSettings)
 def list_topics(**kwargs: Any) -> None:
     """List the topics on the cluster with their partition counts."""
     from iotml.core.kafka_connect import cluster_metadata
 
-    settings = build_settings(TopicsSettings, kwargs)
+    settings = build_settings(KafkaSettings, kwargs)
     _, md = cluster_metadata(settings.kafka_config(), timeout=15)
     for name in sorted(md.topics):
         if not name.startswith("__"):

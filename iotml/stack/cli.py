@@ -10,10 +10,10 @@ from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 from iotml.stack.kafka import KafkaBroker
 from iotml.stack.mosquitto import MosquittoBroker
-from iotml.stack.settings import StackSettings
+from iotml.stack.settings import JarSettings, StackPlaces, StackSettings
 
 
-def brokers(s: StackSettings) -> tuple[KafkaBroker, MosquittoBroker]:
+def brokers(s: StackPlaces) -> tuple[KafkaBroker, MosquittoBroker]:
     kafka = KafkaBroker(
         data_dir=s.stack_dir / "kafka",
         port=s.kafka_port,
@@ -61,30 +61,30 @@ def up(**kwargs: Any) -> None:
 
 
 @stack.command("fetch")
-@settings_options(StackSettings)
+@settings_options(JarSettings)
 def fetch(**kwargs: Any) -> None:
     """Resolve and cache the Kafka jars from Maven Central (done by `up` when needed)."""
     from iotml.stack.jars import kafka_libs
 
-    s = build_settings(StackSettings, kwargs)
+    s = build_settings(JarSettings, kwargs)
     click.echo(f"kafka {s.kafka_version} jars: {kafka_libs(s.cache_dir, s.kafka_version)}")
 
 
 @stack.command("down")
-@settings_options(StackSettings)
+@settings_options(StackPlaces)
 def down(**kwargs: Any) -> None:
     """Stop Kafka (controlled shutdown) and Mosquitto (saves its persistence); data is kept."""
-    s = build_settings(StackSettings, kwargs)
+    s = build_settings(StackPlaces, kwargs)
     kafka, mqtt = brokers(s)
     click.echo("kafka: " + ("stopped" if kafka.stop() else "was not running"))
     click.echo("mosquitto: " + ("stopped" if mqtt.stop() else "was not running"))
 
 
 @stack.command("status")
-@settings_options(StackSettings)
+@settings_options(StackPlaces)
 def status(**kwargs: Any) -> None:
     """Say what runs where. Exit status 0 only when both brokers run."""
-    s = build_settings(StackSettings, kwargs)
+    s = build_settings(StackPlaces, kwargs)
     kafka, mqtt = brokers(s)
     kpid, mpid = kafka.pid(), mqtt.pid()
     click.echo(

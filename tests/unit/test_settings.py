@@ -141,3 +141,21 @@ def test_routes_from_the_environment_are_comma_separated(monkeypatch: pytest.Mon
     monkeypatch.setenv("IOTML_ROUTES", "a/{device}/{metric}=ta, b/{site}/{device}=tb:{site}")
     s = build_settings(BridgeSettings, {})
     assert s.routes == ["a/{device}/{metric}=ta", "b/{site}/{device}=tb:{site}"]
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (["stack", "fetch"], ["--readings-partitions", "--stack-dir", "--kafka-port"]),
+        (["stack", "down"], ["--readings-partitions", "--topic-readings"]),
+        (["stack", "status"], ["--readings-partitions", "--topic-readings"]),
+        (["topics", "list"], ["--readings-partitions", "--topic-readings"]),
+    ],
+)
+def test_a_command_offers_no_setting_it_does_not_use(args, absent):
+    from iotml.cli import cli
+
+    out = CliRunner().invoke(cli, [*args, "--help"]).output
+    assert "--log-level" in out
+    for flag in absent:
+        assert flag not in out
