@@ -10,17 +10,18 @@ the false alerts there. Prints the grid; the evaluation period is never touched.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 NAB = REPO.parent / "shared" / "data" / "nab"
 
 
 def main() -> None:
+    from iotml.core.logs import quiet_tensorflow
+
+    quiet_tensorflow()  # the one place that decides TensorFlow's log level
     import numpy as np
 
     from models.evaluation import evaluate, load_labels

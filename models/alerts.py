@@ -22,7 +22,7 @@ Conditions (thresholds live in the artifact's :class:`AlertParams`):
   likelihood reaches the threshold (the same number means the same on every device);
 * ``out_of_range``: the window mean < ``low_limit`` or > ``high_limit``;
 * ``deviation``: the window mean is more than ``deviation_z`` spreads off the device's own
-  band (:mod:`models.bands`), until it is back within half that;
+  band (:mod:`models.bands`), until it is back nearer the band than the jump it made;
 * ``device_silent``: no reading for ``silence_ms`` of event time (driven by the processor).
 """
 
@@ -58,7 +58,7 @@ class AlertParams:
     likelihood_warmup: int = 30
     # deviation from the device's own band (models.bands); None disables it
     deviation_z: float | None = None
-    band_rate: float = 0.002  # weight of a normal window in the band (slow on purpose)
+    band_rate: float = 0.002  # how fast a band's level follows its device (learned)
     band_warmup: int = 20  # windows a device's band learns from before it is judged
     band_min_spread: float = 0.0
 

@@ -9,9 +9,10 @@ device state (:class:`models.likelihood.ErrorStats`, :class:`models.bands.Baseli
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from models.alerts import AlertParams, Check
-from models.bands import Baseline, adapt, learning, spread_floor
+from models.bands import SPREAD_RATE, Baseline, adapt, learning, shifted, spread_floor
 from models.likelihood import ErrorStats, LikelihoodParams, log_likelihood
 from models.likelihood import score as judge
 
@@ -50,20 +51,30 @@ def deviation(
     band: Baseline | None, is_open: bool, mean: float, params: AlertParams
 ) -> tuple[Baseline | None, Check]:
     """The ``deviation`` check for a window of mean ``mean``: off the device's band by
-    more than ``deviation_z`` spreads. An open deviation holds until the device is back
-    within half that (so a level hovering at the threshold does not flap), and the band
-    learns only from windows that are not off it: while a deviation lasts, it stays."""
+    more than ``deviation_z`` spreads. Once off, the band holds the jump and follows the
+    device without it (:func:`models.bands.shifted`), and the condition holds until the
+    device is back nearer its band than the jump: within half of ``deviation_z`` spreads
+    or half the jump, whichever is wider (so a level hovering at the threshold does not
+    flap, and a jump misjudged by a window's worth of motion still clears when the fault
+    ends). Only windows on the band teach it, so a fault is never learned as normal."""
     z = params.deviation_z
     if z is None or not math.isfinite(mean):
         return band, Check("deviation", False)
+    rate = params.band_rate
     if band is None or band.n < params.band_warmup:
-        return learning(band, mean, params.band_min_spread), Check("deviation", False)
+        return learning(band, mean, params.band_min_spread, rate), Check("deviation", False)
     d = band.deviation(mean)
-    holds = abs(d) > (z / 2 if is_open else z)
-    if not holds and abs(d) <= z:
-        band = adapt(band, mean, params.band_rate, spread_floor(mean, params.band_min_spread))
+    off = bool(band.shift) or is_open
+    limit = max(z / 2, abs(band.shift) / (2 * band.spread)) if off else z
+    holds = abs(d) > limit
+    expected = band.level
+    if holds:
+        band = shifted(band, mean, rate)
+    else:
+        floor = spread_floor(mean, params.band_min_spread)
+        band = adapt(replace(band, shift=0.0), mean, rate, floor, SPREAD_RATE)
     text = (
-        f"mean {mean:.3f} is {d:+.1f} spreads from this device's normal "
-        f"{band.level:.3f} ± {band.spread:.3f}"
+        f"mean {mean:.3f} is {d:+.1f} spreads from the {expected:.3f} expected of this "
+        f"device (spread {band.spread:.3f})"
     )
     return band, Check("deviation", holds, mean, z, text)

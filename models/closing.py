@@ -168,13 +168,14 @@ def _rebaseline(
     model_version: str,
 ) -> DeviceState:
     """A new model version re-baselines the device from its training (the fleet's band
-    for a device it had too little history of). A band the device is already far off is
-    stale (trained at another time of day, or on another device) rather than a fault to
-    report: the device then learns its band anew from this window."""
+    for a device it had too little history of). A band whose level the device is already
+    far off is stale (trained at another time of day, or on another device) rather than a
+    fault to report: the device keeps the band's spread, its usual variation, and the
+    level starts from this window."""
     seed: Baseline | None = bands.of(state.device_id)
     z = params.deviation_z
     if seed is not None and z is not None and abs(seed.deviation(stats.mean)) > z:
-        seed = None
+        seed = Baseline(stats.mean, seed.spread, seed.n)
     return evolve(state, band=seed, band_version=model_version)
 
 

@@ -2,9 +2,12 @@
 processor's code (:func:`models.replay.run_clocked`, as ``iotml batch`` runs it).
 
 The system starts with no model and learns from the probation rows only (NAB's rules):
-its feature settings come from those rows (the sampling interval sets the window), a
-forecaster and its alert thresholds are trained on them with :mod:`models.training`, then
-every row is replayed. A detection is an alert ``open`` event at its ``ts`` (not its
+its feature settings come from those rows (the sampling interval sets the window). The
+default detector is the statistical baseline from the first row: persistence forecasts
+judged by the anomaly likelihood, and each window's mean judged against the device's own
+band (``deviation``), whose rate is fitted on the probation rows; the other trains a
+forecaster and its alert thresholds on those rows with :mod:`models.training`. Then every
+row is replayed. A detection is an alert ``open`` event at its ``ts`` (not its
 ``episode_start``, which lies earlier), scored at the first row stamped at or after it.
 A file whose probation rows are too few to train on gets no model and no detections.
 """
@@ -18,6 +21,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from models.alerts import AlertParams
+from models.bands import fit_rate
 from models.clock import rules_for
 from models.errors import DataError
 from models.features import FeatureSpec
@@ -52,6 +56,9 @@ class Settings:
     likelihood_rate: float = 0.01
     likelihood_warmup: int = 30
     cooldown_hours: float = 6.0
+    # with "likelihood": the deviation from the device's own band too (None: off); the
+    # band's rate is fitted on the probation rows' window means (models.bands.fit_rate)
+    deviation_z: float | None = 12.0
 
 
 @dataclass
@@ -80,6 +87,15 @@ def spec_for(timestamps: Sequence[int], settings: Settings) -> FeatureSpec:
     )
 
 
+def probation_rate(points: Sequence[tuple[str, int, float]], window_ms: int) -> float:
+    """The rate at which a band's level best follows the window means of the probation
+    rows (the rows the detector may learn from before it is scored)."""
+    windows: dict[int, list[float]] = {}
+    for _, ts, v in points:
+        windows.setdefault(ts // window_ms, []).append(v)
+    return fit_rate([[sum(vs) / len(vs) for _, vs in sorted(windows.items())]])
+
+
 def run_file(nab: NabFile, settings: Settings, workdir: Path) -> FileRun:
     """Replay all rows of ``nab`` through the detector of ``settings`` and score its
     alerts."""
@@ -94,6 +110,8 @@ def run_file(nab: NabFile, settings: Settings, workdir: Path) -> FileRun:
             likelihood_rate=settings.likelihood_rate,
             likelihood_warmup=settings.likelihood_warmup,
             cooldown_ms=int(settings.cooldown_hours * 3_600_000),
+            deviation_z=settings.deviation_z,
+            band_rate=probation_rate(points[:probation], spec.window_ms),
         )
         artifact = persistence_artifact(spec, params, "nab")
         return _replay(nab, points, artifact, spec, PERSISTENCE)

@@ -9,8 +9,9 @@
 * ``min_duration_ms`` = ``min_duration_windows`` x window (default 2: the condition holds at
   three consecutive window closes), ``cooldown_ms`` = ``cooldown_windows`` x window;
   ``silence_ms`` as configured (0: off);
-* ``deviation_z`` (with ``deviation``): from each device's training window means, 1.5 x the
-  99.5th percentile of their distances from the device's own band, at least 4 spreads
+* ``deviation_z`` and ``band_rate`` (with ``deviation``): from each device's training
+  window means, the rate at which its band's level best follows it and 3 x the 99.9th
+  percentile of their distances from the band, at least 4 spreads
   (:func:`models.bands.learn_baselines`).
 
 The defaults (z = 4, 2 windows) were chosen on the NAB training period only, with
@@ -73,5 +74,5 @@ def learn_alert_params(
         rule="learned: " + ", ".join(f"{k}={v}" for k, v in rule.to_dict().items()),
     )
     if rule.deviation and bands is not None:
-        params = params.with_overrides(deviation_z=round(bands.z, 3))
+        params = params.with_overrides(deviation_z=round(bands.z, 3), band_rate=bands.rate)
     return params.with_overrides(**dict(overrides or {}))

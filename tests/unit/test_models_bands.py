@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from models.bands import Baseline, Baselines, adapt, learn, learn_baselines
+from models.bands import Baseline, Baselines, adapt, fit_rate, learn, learn_baselines, shifted
 from models.likelihood import ErrorStats, LikelihoodParams, likelihood, log_likelihood, score
 
 
@@ -68,3 +68,26 @@ def test_the_same_threshold_means_the_same_on_a_calm_and_a_noisy_device():
         _, lk = score(stats, 0.5 * scale, p)
         assert 0.05 < lk < 0.99
     assert likelihood(ErrorStats.from_list(ErrorStats().to_list()), p) == 0.5
+
+
+def test_the_rate_follows_a_smoothly_wandering_device_and_averages_a_noisy_one():
+    rnd = random.Random(5)
+    wandering, level = [], 50.0
+    for _ in range(400):
+        level += rnd.gauss(0, 0.5)
+        wandering.append(level + rnd.gauss(0, 0.02))
+    assert fit_rate([wandering]) >= 0.5
+    assert fit_rate([noisy(50, 1, 400)]) <= 0.05
+    bs = learn_baselines({"a": wandering, "b": [x + 10 for x in wandering]})
+    assert bs is not None and bs.rate >= 0.5
+    assert bs.of("a").spread < 1.0  # the misses of the next window, not the wander
+
+
+def test_a_band_off_its_device_follows_it_without_the_jump():
+    b = Baseline(53.0, 0.1, 100)
+    b = shifted(b, 28.0, 1.0)
+    assert (b.level, b.shift) == (53.0, -25.0)
+    b = shifted(b, 29.0, 1.0)  # the device warms by one degree under its fault
+    assert b.level == pytest.approx(54.0)
+    assert Baseline.from_list(b.to_list()) == b
+    assert Baseline.from_list([53.0, 0.1, 100]) == Baseline(53.0, 0.1, 100)

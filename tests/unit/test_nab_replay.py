@@ -12,7 +12,7 @@ import pytest
 
 from models.nab import Window, probation_rows
 from models.nab_data import NabFile
-from models.nab_replay import Settings, run_file, spec_for
+from models.nab_replay import Settings, probation_rate, run_file, spec_for
 
 MIN = 60_000
 T0 = 1_400_000_000_000 - 1_400_000_000_000 % (30 * MIN)
@@ -73,7 +73,17 @@ def test_the_statistical_baseline_detects_a_level_drop_from_the_first_rows(tmp_p
     assert run.version == "persistence"
     assert run.result.windows_detected == 1
     assert run.result.true_positive_score > 0.5
-    assert run.alerts == {"anomaly": run.alerts["anomaly"]}
+    # the jump opens an anomaly; the level it stays at, one deviation for the whole drop
+    assert set(run.alerts) == {"anomaly", "deviation"} and run.alerts["deviation"] == 1
+    anomaly_only = run_file(nab, Settings(deviation_z=None), tmp_path)
+    assert anomaly_only.alerts == {"anomaly": run.alerts["anomaly"]}
+
+
+def test_the_bands_rate_follows_how_the_probation_rows_move():
+    smooth = [("nab", T0 + i * 5 * MIN, 50 + 10 * math.sin(i / 50)) for i in range(300)]
+    noise = [("nab", ts, 50 + random.Random(ts).gauss(0, 1)) for _, ts, _ in smooth]
+    assert probation_rate(smooth, 5 * MIN) >= 0.5
+    assert probation_rate(noise, 5 * MIN) <= 0.05
 
 
 def test_a_file_too_short_to_train_on_still_gets_detections_from_the_baseline(tmp_path: Path):
