@@ -75,12 +75,14 @@ def fit_ridge_validated(X: np.ndarray, y: np.ndarray, validation: np.ndarray) ->
 
 
 def training_points(points: Sequence[Point], manifest: dict[str, Any]) -> list[Point]:
-    """The readings of ``points`` in the model's training period and devices."""
+    """The readings of ``points`` in the model's training period (and devices, where the
+    manifest lists them)."""
     training = manifest.get("training") or {}
     first, last = training.get("first_ts"), training.get("last_ts")
     if first is None or last is None:
         return []
-    devices = set(training.get("devices") or ())
+    listed = training.get("devices")  # older manifests list the devices; newer count them
+    devices = set(listed) if isinstance(listed, list) else set()
     return [p for p in points if first <= p[1] <= last and (not devices or p[0] in devices)]
 
 

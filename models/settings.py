@@ -17,6 +17,7 @@ from iotml.core.settings import (
     HttpSettings,
     KafkaSettings,
     ModelLocation,
+    ServiceSettings,
     StrList,
 )
 from iotml.core.topics import EvaluationsTopic, ModelEventsTopic, OutputTopics, ReadingsTopic
@@ -52,7 +53,37 @@ def _share(value: object) -> object:
 Share = Annotated[float, BeforeValidator(_share)]
 
 
-class TrainSettings(KafkaSettings, ModelLocation):
+class DaskSettings(ServiceSettings):
+    """Where ``iotml batch`` and ``iotml train`` run: one process, or a Dask cluster."""
+
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="local: one process; dask: a Dask cluster, one task per Kafka partition "
+        "of the Parquet archive (its only input). batch: the workers write date-partitioned "
+        "predictions/ and alerts/ under --output and publish themselves; train: windows and "
+        "features on the workers, the fit on a sample of --sample-rows here.",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="A running Dask scheduler, tcp://host:port (default: a LocalCluster).",
+    )
+    dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster.")
+    dask_memory_limit: str = Field(
+        "1GiB", description="Memory limit of each LocalCluster worker, e.g. 1GiB, 512MB."
+    )
+
+    @field_validator("dask_memory_limit")
+    @classmethod
+    def _check_memory(cls, value: str) -> str:
+        if not _BYTES.match(value):
+            raise ValueError(f"{value!r} is not a size such as 1GiB, 512MB or 1000000")
+        return value
+
+
+_BYTES = re.compile(r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?)?[bB]?\s*$")
+
+
+class TrainSettings(KafkaSettings, ModelLocation, DaskSettings):
     """``iotml train``: fit a forecaster on recorded readings and publish a version."""
 
     input: str = Field(
@@ -127,6 +158,12 @@ class TrainSettings(KafkaSettings, ModelLocation):
         D("0s"), description="device_silent after this much event time without readings (0: off)."
     )
     promote: bool = Field(True, description="Point LATEST at the new version.")
+    sample_rows: int = Field(
+        500_000,
+        ge=20,
+        description="--engine dask: fit on at most this many feature rows, a uniform sample "
+        "of all (the same rows for any split of the archive).",
+    )
     if_missing: bool = Field(
         False,
         description="Do nothing (exit 0) when the registry already has a LATEST version of "
@@ -134,7 +171,9 @@ class TrainSettings(KafkaSettings, ModelLocation):
     )
 
 
-class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, ClockSettings, OutputTopics):
+class BatchSettings(
+    KafkaSettings, ModelLocation, GraceSetting, ClockSettings, OutputTopics, DaskSettings
+):
     """``iotml batch``: the batch view (features, forecasts, alerts) of recorded readings."""
 
     input: str = Field(
@@ -156,30 +195,6 @@ class BatchSettings(KafkaSettings, ModelLocation, GraceSetting, ClockSettings, O
     retrain: bool = Field(
         False, description="First train a new version on the same readings and publish it."
     )
-    engine: Literal["local", "dask"] = Field(
-        "local",
-        description="local: one process; dask: one task per Kafka partition on a Dask "
-        "cluster (Parquet archive input only; workers write date-partitioned "
-        "predictions/ and alerts/ under --output and publish themselves).",
-    )
-    dask_scheduler: str | None = Field(
-        None,
-        description="A running Dask scheduler, tcp://host:port (default: a LocalCluster).",
-    )
-    dask_workers: int = Field(2, ge=1, description="Workers of the LocalCluster.")
-    dask_memory_limit: str = Field(
-        "1GiB", description="Memory limit of each LocalCluster worker, e.g. 1GiB, 512MB."
-    )
-
-    @field_validator("dask_memory_limit")
-    @classmethod
-    def _check_memory(cls, value: str) -> str:
-        if not _BYTES.match(value):
-            raise ValueError(f"{value!r} is not a size such as 1GiB, 512MB or 1000000")
-        return value
-
-
-_BYTES = re.compile(r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?)?[bB]?\s*$")
 
 
 class ArchiveSettings(KafkaSettings, ReadingsTopic):

@@ -14,16 +14,14 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from models.alerts import AlertParams
-from models.bands import BANDS_FILE, learn_baselines
+from models.bands import BANDS_FILE
 from models.errors import DataError
 from models.features import FeatureSpec
 from models.forecaster import MODEL_FILE, Forecaster, save_scaler, tf_threads
 from models.registry import Registry, skill
-from models.replay import Point, training_examples, window_series
-from models.sizing import too_little_data
+from models.replay import Point
 from models.thresholds import AlertRule, learn_alert_params
-
-MIN_EXAMPLES = 20
+from models.trainset import MIN_EXAMPLES, TrainingSet, from_points
 
 
 @dataclass(frozen=True)
@@ -78,11 +76,28 @@ def train(
     later ``val_fraction`` (chronological), learn the alert thresholds from the validation
     part and publish a new version."""
     started = time.monotonic()
+    data = from_points(points, config.spec, config.grace_ms)
+    return fit(data, config, registry, name, source, progress, promote, started)
+
+
+def fit(
+    data: TrainingSet,
+    config: TrainConfig,
+    registry: Registry,
+    name: str,
+    source: str,
+    progress: Callable[[str], None] = print,
+    promote: bool = True,
+    started: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fit and publish a version on ``data``, computed by either engine (``extra``: more
+    facts about the training data for the manifest)."""
+    started = time.monotonic() if started is None else started
     spec = config.spec
-    series = window_series(points, spec, config.grace_ms)
-    X, y, last, ends = training_examples(series.windows, spec)
+    X, y, last, ends = data.X, data.y, data.last, data.ends
     if len(X) < MIN_EXAMPLES:
-        raise DataError(too_little_data(series.windows, spec, len(points), len(X), MIN_EXAMPLES))
+        raise DataError(f"only {len(X)} training examples (need {MIN_EXAMPLES})")
     cut = int(np.quantile(ends, 1.0 - config.val_fraction))
     train_idx, val_idx = ends < cut, ends >= cut
     if train_idx.sum() < MIN_EXAMPLES // 2 or val_idx.sum() < 2:
@@ -109,7 +124,7 @@ def train(
     model = build_network(X.shape[1], config.hidden, config.learning_rate, config.loss)
     progress(
         f"training on {int(train_idx.sum())} windows, validating on {int(val_idx.sum())} "
-        f"({len(spec.names())} features, {len(set(w.device_id for w in series.windows))} devices)"
+        f"({len(spec.names())} features, {data.devices} devices)"
     )
 
     class _Progress(keras.callbacks.Callback):
@@ -148,16 +163,11 @@ def train(
     val_skill = skill(metrics["val_mae"], metrics["val_persistence_mae"])
     if val_skill is not None:
         metrics["val_skill"] = val_skill  # what drift detection compares the live skill to
-    values = np.asarray([p[2] for p in points], dtype=np.float64)
-    means: dict[str, list[float]] = {}
-    for w in series.windows:
-        means.setdefault(w.device_id, []).append(w.stats.mean)
-    bands = learn_baselines(means)
+    bands = data.bands
     params = learn_alert_params(
-        values, residual, val_forecast, spec, config.rule, config.overrides, bands
+        data.values, residual, val_forecast, spec, config.rule, config.overrides, bands
     )
 
-    timestamps = [p[1] for p in points]
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "spec": spec.to_dict(),
@@ -166,11 +176,8 @@ def train(
         "target": {"kind": "last_value_at_horizon", "delta_scale": target_scale},
         "training": {
             "source": source,
-            "readings": len(points),
-            "late_readings": series.late,
-            "devices": sorted({p[0] for p in points}),
-            "first_ts": min(timestamps),
-            "last_ts": max(timestamps),
+            **data.manifest(),
+            **(extra or {}),
             "validation_from_ts": cut,
             "epochs_run": epochs_run,
             "seed": config.seed,

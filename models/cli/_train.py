@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,10 @@ from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 from models.registry import Registry
 from models.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from models.features import FeatureSpec
+    from models.training import TrainConfig, TrainResult
 
 
 @click.command()
@@ -35,26 +39,56 @@ def train(**kwargs: Any) -> None:
     from models.features import FeatureSpec
     from models.sizing import choose_min_count
     from models.sources import load_points
-    from models.thresholds import AlertRule
-    from models.training import TrainConfig
-    from models.training import train as run_training
 
     try:
         FeatureSpec(s.metric, s.window, s.k, s.horizon)  # bad flags fail before any loading
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    points = load_points(s.input, s.metric, s.device, s.kafka_config())
-    if s.train_fraction < 1.0:
-        t0, t1 = min(p[1] for p in points), max(p[1] for p in points)
-        cut = t0 + int(s.train_fraction * (t1 - t0))
-        points = [p for p in points if p[1] < cut]
-    click.echo(f"{len(points)} readings of {s.metric} from {s.input}", err=True)
-    min_count = s.min_count
-    if min_count is None:
-        min_count = choose_min_count(points, s.window)
-        click.echo(f"min_count {min_count} (from the data's readings per window)", err=True)
-    spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, min_count)
-    config = TrainConfig(
+    if s.engine == "dask":
+        result = _train_on_dask(s)
+    else:
+        from models.training import train as run_training
+
+        points = load_points(s.input, s.metric, s.device, s.kafka_config())
+        if s.train_fraction < 1.0:
+            t0, t1 = min(p[1] for p in points), max(p[1] for p in points)
+            cut = t0 + int(s.train_fraction * (t1 - t0))
+            points = [p for p in points if p[1] < cut]
+        click.echo(f"{len(points)} readings of {s.metric} from {s.input}", err=True)
+        min_count = s.min_count
+        if min_count is None:
+            min_count = choose_min_count(points, s.window)
+            click.echo(f"min_count {min_count} (from the data's readings per window)", err=True)
+        spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, min_count)
+        result = run_training(
+            points,
+            _config(s, spec),
+            Registry(s.model_registry),
+            s.model_name,
+            s.input,
+            progress=_progress,
+            promote=s.promote,
+        )
+    click.echo(
+        f"validation: mae {result.metrics['val_mae']:.4f} "
+        f"(persistence {result.metrics['val_persistence_mae']:.4f}, "
+        f"n={result.metrics['val_n']}); {result.epochs_run} epochs in {result.seconds:.1f}s",
+        err=True,
+    )
+    click.echo(f"alert parameters: {json.dumps(result.alert_params.to_dict())}", err=True)
+    click.echo(f"published {s.model_name} {result.version} in {s.model_registry}", err=True)
+    click.echo(result.version)
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _config(s: TrainSettings, spec: FeatureSpec) -> TrainConfig:
+    from models.thresholds import AlertRule
+    from models.training import TrainConfig
+
+    return TrainConfig(
         spec=spec,
         epochs=s.epochs,
         batch_size=s.batch_size,
@@ -78,21 +112,46 @@ def train(**kwargs: Any) -> None:
             "high_limit": s.high_limit,
         },
     )
-    result = run_training(
-        points,
-        config,
+
+
+def _train_on_dask(s: TrainSettings) -> TrainResult:
+    """Windows and features on a Dask cluster, one task per Kafka partition of the
+    archive; the fit here, on a bounded sample of the feature rows."""
+    import time
+
+    from models.distributed import TrainJob, dask_client, is_archive, plan, run_dask_training
+    from models.features import FeatureSpec
+
+    if not is_archive(s.input):
+        raise click.UsageError(
+            f"--engine dask reads the Parquet archive only (a directory written by "
+            f"`iotml archive`), not {s.input}: archive the topic first, or use --engine local"
+        )
+    started = time.monotonic()
+    spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, s.min_count or 1)
+    job = TrainJob(s.input, spec, s.grace, device=s.device, rows=s.sample_rows)
+    with dask_client(
+        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=_progress
+    ) as client:
+        job = plan(job, client, s.min_count, s.train_fraction)
+        if s.min_count is None:
+            _progress(f"min_count {job.spec.min_count} (from the data's readings per window)")
+        data = run_dask_training(job, client, _progress)
+    _progress(
+        f"{data.readings} readings of {s.metric} from {s.input}: {data.examples} examples, "
+        f"fitting on {len(data.X)}"
+    )
+    from models.training import fit
+
+    extra = {"engine": "dask", "sampled_values": len(data.values)}
+    return fit(
+        data,
+        _config(s, job.spec),
         Registry(s.model_registry),
         s.model_name,
         s.input,
-        progress=lambda line: click.echo(line, err=True),
-        promote=s.promote,
+        _progress,
+        s.promote,
+        started,
+        extra,
     )
-    click.echo(
-        f"validation: mae {result.metrics['val_mae']:.4f} "
-        f"(persistence {result.metrics['val_persistence_mae']:.4f}, "
-        f"n={result.metrics['val_n']}); {result.epochs_run} epochs in {result.seconds:.1f}s",
-        err=True,
-    )
-    click.echo(f"alert parameters: {json.dumps(result.alert_params.to_dict())}", err=True)
-    click.echo(f"published {s.model_name} {result.version} in {s.model_registry}", err=True)
-    click.echo(result.version)

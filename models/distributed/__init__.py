@@ -1,7 +1,21 @@
-"""``iotml batch --engine dask``: the batch view replayed on a Dask cluster, one task per
-Kafka partition of the Parquet archive, workers writing their own outputs."""
+"""The batch path on a Dask cluster, one task per Kafka partition of the Parquet archive:
+``iotml batch --engine dask`` (workers replay and write their own outputs) and
+``iotml train --engine dask`` (workers compute windows and features, the client fits)."""
 
+from models.distributed._archive import is_archive
 from models.distributed._engine import COUNTS, dask_client, run_dask_batch
 from models.distributed._task import Job, prepared
+from models.distributed._train import plan, run_dask_training
+from models.distributed._train_task import TrainJob
 
-__all__ = ["COUNTS", "Job", "dask_client", "prepared", "run_dask_batch"]
+__all__ = [
+    "COUNTS",
+    "Job",
+    "TrainJob",
+    "dask_client",
+    "is_archive",
+    "plan",
+    "prepared",
+    "run_dask_batch",
+    "run_dask_training",
+]

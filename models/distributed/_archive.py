@@ -31,6 +31,12 @@ COLUMNS = ["device_id", "ts", "metrics", "tags", "kafka_offset"]
 BATCH_ROWS = 4096
 
 
+def is_archive(source: str) -> bool:
+    """Whether ``source`` names a Parquet archive (a directory or one ``.parquet`` file),
+    the only input of the Dask engine (not ``kafka://`` or ``synthetic://``)."""
+    return "://" not in source and (Path(source).is_dir() or source.endswith(".parquet"))
+
+
 def select_files(root: Path, start_ms: int | None, end_ms: int | None) -> list[Path]:
     """The archive's Parquet files whose date directory can hold readings with
     ``start_ms <= ts < end_ms`` (a single ``.parquet`` file is taken as it is)."""

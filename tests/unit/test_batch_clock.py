@@ -13,6 +13,7 @@ from models.clock import rules_for
 from models.registry import Artifact
 from models.replay import Record, run_clocked
 from processor.core import ALERTS, PREDICTIONS
+from processor.model import ActiveModel
 from tests.unit.test_processor_core import SPEC, T0, Harness, PlusOne, model
 
 PARAMS = AlertParams(overheat_threshold=30.0, silence_ms=30_000)
@@ -39,12 +40,17 @@ def fleet() -> list[Record]:
     return records
 
 
-def stream(records: list[Record]) -> tuple[list[Prediction], list[Alert]]:
-    hz = Harness(model(params=PARAMS), ttl_ms=180_000)
+def stream(
+    records: list[Record], active: ActiveModel | None = None, ttl_ms: int = 180_000
+) -> tuple[list[Prediction], list[Alert]]:
+    """What the processor's engine publishes for ``records`` (each sent to its partition),
+    with ``active`` (default: the test model) and the device time-to-live ``ttl_ms``."""
+    active = active or model(params=PARAMS)
+    hz = Harness(active, ttl_ms=ttl_ms)
     preds: list[Prediction] = []
     alerts: list[Alert] = []
     for partition, arrived, (dev, ts, value, tags) in records:
-        metrics = {"temp": value} if value is not None else {"load": 1.0}
+        metrics = {active.spec.metric: value} if value is not None else {"load": 1.0}
         body = {"v": 1, "device_id": dev, "ts": ts, "metrics": metrics, "tags": tags}
         headers = [(h.RECEIVED_AT, str(arrived).encode())] if arrived is not None else None
         for o in hz.send(json.dumps(body).encode(), ts, partition, headers):

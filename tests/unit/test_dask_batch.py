@@ -1,5 +1,6 @@
-"""``iotml batch --engine dask`` gives the local engine's view of the same archive: the same
-windows, forecasts and alert ids, written by the workers as date-partitioned Parquet."""
+"""``iotml batch --engine dask`` gives the local engine's view of the same archive, and both
+the stream processor's: the same windows, forecasts and alert ids, written by the workers
+as date-partitioned Parquet."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ import pytest
 from click.testing import CliRunner
 
 import models.distributed
+from models.batch import alerts_table, predictions_table
 from models.cli import batch
 from models.distributed import Job, dask_client, run_dask_batch
-from models.registry import Artifact
+from models.registry import Artifact, Registry
 from models.replay import iter_clocked, run_clocked
+from models.sources import load_records
+from processor.model import ActiveModel
 from tests.dask_fixtures import QUIET, archive_rows, write_archive
 from tests.model_fixtures import train_tiny_artifact
+from tests.unit.test_batch_clock import stream
 
 SILENCE = "30s"
 
@@ -37,12 +42,23 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return registry, archive, local
 
 
-def _args(registry: Path, archive: Path, out: Path, engine: str, *more: str) -> list[str]:
+def _args(
+    registry: Path, archive: Path, out: Path, engine: str, *more: str, flush: bool = True
+) -> list[str]:
     return [
         *("--input", str(archive), "--model-registry", str(registry), "--model-name", "temp"),
-        *("--output", str(out), "--engine", engine, "--silence-timeout", SILENCE, "--flush"),
+        *("--output", str(out), "--engine", engine, "--silence-timeout", SILENCE),
+        *(("--flush",) if flush else ()),
         *more,
     ]
+
+
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's LocalCluster with its two workers as threads of this process (fast)."""
+    monkeypatch.setattr(
+        models.distributed, "dask_client", functools.partial(dask_client, processes=False)
+    )
 
 
 def _predictions(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -56,26 +72,39 @@ def _alerts(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted((r["alert_id"], r["event"], r["ts"], r["device_id"], r["type"]) for r in rows)
 
 
+def assert_same_outputs(
+    want_p: list[dict[str, Any]],
+    got_p: list[dict[str, Any]],
+    want_a: list[dict[str, Any]],
+    got_a: list[dict[str, Any]],
+) -> None:
+    """The same windows (device, end, features, tags), forecasts within float tolerance
+    and alert events (ids included), in any order."""
+    want, got = _predictions(want_p), _predictions(got_p)
+    assert [w[:3] for w in want] == [g[:3] for g in got] and len(want) > 100
+    assert [w[4] for w in want] == [g[4] for g in got]
+    assert all(abs(w[3] - g[3]) < 1e-6 for w, g in zip(want, got, strict=True))
+    assert _alerts(got_a) == _alerts(want_a)
+    assert {(a["device_id"], a["type"]) for a in want_a} >= {(QUIET, "device_silent")}
+
+
 def assert_same_view(local: Path, dask: Path) -> None:
     want_p = pq.read_table(local / "predictions.parquet")
     got_p = pq.read_table(dask / "predictions", partitioning="hive").drop_columns(["date"])
     assert got_p.schema.names == want_p.schema.names  # the same columns as the local files
-    want, got = _predictions(want_p.to_pylist()), _predictions(got_p.to_pylist())
-    assert [w[:3] for w in want] == [g[:3] for g in got] and len(want) > 100
-    assert all(abs(w[3] - g[3]) < 1e-6 for w, g in zip(want, got, strict=True))
-    want_a = _alerts(pq.read_table(local / "alerts.parquet").to_pylist())
-    got_a = _alerts(pq.read_table(dask / "alerts", partitioning="hive").to_pylist())
-    assert got_a == want_a
-    assert {(a[3], a[4]) for a in want_a} >= {(QUIET, "device_silent")}
+    assert_same_outputs(
+        want_p.to_pylist(),
+        got_p.to_pylist(),
+        pq.read_table(local / "alerts.parquet").to_pylist(),
+        pq.read_table(dask / "alerts", partitioning="hive").to_pylist(),
+    )
     summary = json.loads((dask / "summary.json").read_text())
     assert summary == json.loads((local / "summary.json").read_text())
 
 
 @pytest.mark.slow
-def test_dask_engine_gives_the_local_engines_view(setup, tmp_path: Path, monkeypatch):
+def test_dask_engine_gives_the_local_engines_view(setup, tmp_path: Path, threads):
     registry, archive, local = setup
-    threads = functools.partial(dask_client, processes=False)
-    monkeypatch.setattr(models.distributed, "dask_client", threads)
     out = tmp_path / "dask"
     result = CliRunner().invoke(batch, _args(registry, archive, out, "dask", "--dask-workers", "2"))
     assert result.exit_code == 0, result.output
@@ -114,6 +143,35 @@ def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
     summary = {"model": "temp/v0001", "input": str(archive), **counts}
     (out / "summary.json").write_text(json.dumps(summary))
     assert_same_view(local, out)
+
+
+@pytest.mark.slow
+def test_dask_local_and_the_stream_give_the_same_windows_forecasts_and_alert_ids(
+    setup, tmp_path: Path, threads
+):
+    """Without --flush (the stream never closes the windows still open at its end)."""
+    registry, archive, _ = setup
+    views = {}
+    for engine in ("local", "dask"):
+        out = tmp_path / engine
+        result = CliRunner().invoke(batch, _args(registry, archive, out, engine, flush=False))
+        assert result.exit_code == 0, result.output
+        views[engine] = out
+    assert_same_view(views["local"], views["dask"])
+
+    artifact = Registry(registry).load("temp")
+    params = artifact.alert_params.with_overrides(silence_ms=30_000)  # --silence-timeout
+    active = ActiveModel(
+        "temp", artifact.version, artifact.spec, params, artifact.forecaster, artifact
+    )
+    records = load_records(str(archive), artifact.spec.metric)
+    preds, alerts = stream(records, active, ttl_ms=7 * 86_400_000)  # the processor's default
+    assert_same_outputs(
+        pq.read_table(views["local"] / "predictions.parquet").to_pylist(),
+        predictions_table(preds).to_pylist(),
+        pq.read_table(views["local"] / "alerts.parquet").to_pylist(),
+        alerts_table(alerts).to_pylist(),
+    )
 
 
 def test_the_dask_engine_reads_the_archive_only(setup, tmp_path: Path):
