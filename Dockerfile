@@ -1,7 +1,9 @@
-# One Dockerfile, three images from the same code and CLI:
+# One Dockerfile, four images from the same code and CLI:
 #   --target slim      : iotml-slim      — bridge, simulator, egress, dashboard, topic admin (no TensorFlow)
 #   --target processor : iotml-processor — the stream processor (NumPy inference, no TensorFlow)
-#   --target full      : iotml           — trainer, evaluate, batch, archive (TensorFlow CPU)
+#   --target batch     : iotml-batch     — archive, the Dask scheduler and workers, `batch --engine dask`
+#                                          (NumPy inference, no TensorFlow)
+#   --target full      : iotml           — trainer, evaluate, retrain, local batch (TensorFlow CPU)
 # Behind a TLS-intercepting proxy, pass its CA certificates (PEM text) for the build only:
 #   docker compose build --build-arg EXTRA_CA_CERTS="$(cat corp-ca.pem)"
 # The build context holds only what .dockerignore lets in: pyproject.toml, README.md, the
@@ -55,6 +57,22 @@ USER iotml
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
+ENTRYPOINT ["iotml"]
+CMD ["--help"]
+
+# The Dask scheduler and workers need the very versions of dask and distributed that the
+# client has: all three run this one image. Workers replay with the NumPy form of a model.
+FROM base AS batch
+ARG EXTRA_CA_CERTS=""
+RUN pip-ca install --quiet ".[dask]" && pip uninstall --quiet --yes iotml && rm -rf /tmp/deps
+COPY --from=wheel /wheels/ /tmp/wheels/
+RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
+RUN mkdir -p /archive /models && chown iotml:iotml /archive /models
+WORKDIR /home/iotml
+USER iotml
+# 8786: the scheduler, 8787: its dashboard. No image health check: the archive serves no
+# HTTP, and the scheduler and the workers answer /health on their own ports (compose).
+EXPOSE 8786 8787
 ENTRYPOINT ["iotml"]
 CMD ["--help"]
 

@@ -4,14 +4,22 @@ layer), computed with the same replay code as ``iotml evaluate``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iotml.core.records import Alert, Prediction
-from models.replay import BatchView
+from models.replay import BatchView, Record, iter_clocked
+
+if TYPE_CHECKING:
+    from models.clock import ClockRules
+    from models.registry import Artifact
+
+#: Told ``(Kafka partition, readings of it replayed so far)`` as a replay goes.
+Progress = Callable[[int, int], None]
 
 PREDICTION_COLUMNS = (
     "device_id",
@@ -28,6 +36,44 @@ PREDICTION_COLUMNS = (
 
 
 _TAGS = pa.map_(pa.string(), pa.string())
+
+
+def replay_view(
+    records: Iterable[Record],
+    artifact: Artifact,
+    grace_ms: int,
+    rules: ClockRules,
+    flush: bool = False,
+    progress: Progress | None = None,
+    every: int = 1000,
+) -> BatchView:
+    """The local engine's replay: :func:`models.replay.run_clocked`'s view (partitions in
+    order, each in arrival order), telling ``progress`` every ``every`` readings and at the
+    end of each partition how far it got. The records are handed to the replay one at a
+    time (:func:`models.replay.iter_clocked`), so the count is of readings replayed, not
+    read."""
+    by_partition: dict[int, list[Record]] = {}
+    for record in records:
+        by_partition.setdefault(record[0], []).append(record)
+
+    def told() -> Iterator[Record]:
+        for partition in sorted(by_partition):
+            done = 0
+            for record in by_partition[partition]:
+                yield record  # resumed once the replay has taken it in
+                done += 1
+                if progress is not None and done % every == 0:
+                    progress(partition, done)
+            if progress is not None and done % every:
+                progress(partition, done)
+
+    view = BatchView()
+    for part in iter_clocked(told(), artifact, grace_ms, rules, flush):
+        view.predictions.extend(part.predictions)
+        view.alerts.extend(part.alerts)
+        view.windows.extend(part.windows)
+        view.late += part.late
+    return view
 
 
 def write_view(view: BatchView, out: Path, summary: dict[str, Any]) -> None:

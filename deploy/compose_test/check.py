@@ -28,12 +28,30 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def iotml_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run an iotml image."""
+    """The services that run the iotml CLI: an iotml image with the image's entrypoint,
+    ``iotml`` (the Dask scheduler and workers run ``dask`` from the batch image)."""
     return {
         name: svc
         for name, svc in compose["services"].items()
+        if str(svc.get("image", "")).startswith("iotml") and _runs_iotml(svc)
+    }
+
+
+def images(compose: dict[str, Any]) -> set[str]:
+    """The iotml images the services run, whatever their entrypoint."""
+    return {
+        str(svc["image"])
+        for svc in compose["services"].values()
         if str(svc.get("image", "")).startswith("iotml")
     }
+
+
+def _runs_iotml(svc: dict[str, Any]) -> bool:
+    entrypoint = svc.get("entrypoint")
+    if entrypoint is None:
+        return True
+    first = entrypoint.split()[0] if isinstance(entrypoint, str) else str(entrypoint[0])
+    return first.rsplit("/", 1)[-1] == "iotml"
 
 
 def resolve(args: list[str]) -> tuple[click.Command, list[str]]:

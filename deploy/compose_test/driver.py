@@ -4,9 +4,11 @@ Static pre-check, build, ``up -d``, the first prediction and the first alert on 
 Kafka (the EXTERNAL listener the README's consumers use), egress's retained alerts,
 forecasts and discovery configs on the host's Mosquitto, ``--scale processor=3`` with the
 readings partitions shared by three consumer-group members and predictions continuing,
-the retrainer's first decision, the README's ``docker compose exec kafka ...`` consumer, a
+the retrainer's first decision, the README's replay of the archive on the ``batch``
+profile's Dask cluster, the README's ``docker compose exec kafka ...`` consumer, a
 graceful ``stop``, then ``down -v`` whatever happened, with a check that nothing of the
-project is left (:mod:`deploy.compose_test.service_checks` for egress and the retrainer).
+project is left (:mod:`deploy.compose_test.service_checks` for egress and the retrainer,
+:mod:`deploy.compose_test.batch_checks` for the batch path).
 
 ``run.sh`` (``make compose-test``) prepares the engine and calls this with the Compose
 binary; the engine is reached through ``DOCKER_HOST``.
@@ -15,25 +17,28 @@ binary; the engine is reached through ``DOCKER_HOST``.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from deploy.compose_test import ca, check, service_checks
+from deploy.compose_test import batch_checks, ca, check, service_checks
+from deploy.compose_test.compose import REPO, Compose, Failed, Report, say
+from deploy.compose_test.engine_state import (
+    image_sizes,
+    leftovers,
+    port_in_use,
+    ps,
+    published_ports,
+    running_ids,
+)
 from deploy.compose_test.healthchecks import HealthcheckRunner
 from deploy.compose_test.kafka_checks import (
     ALERTS,
@@ -44,109 +49,7 @@ from deploy.compose_test.kafka_checks import (
     partitions_per_member,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 REPLICAS = 3
-
-
-class Failed(Exception):
-    """The compose test failed; the message says what and where."""
-
-
-def say(message: str) -> None:
-    print(f"compose-test: {message}", flush=True)
-
-
-@dataclass
-class Compose:
-    binary: str
-    files: list[Path]
-    project: str
-
-    def run(
-        self,
-        *args: str,
-        timeout: float,
-        capture: bool = False,
-        check: bool = True,
-        parallel: int = -1,
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [self.binary, "--project-name", self.project, "--progress", "plain"]
-        cmd += ["--parallel", str(parallel)]
-        cmd += ["--project-directory", str(REPO)]  # a copy of the file elsewhere builds here too
-        for f in self.files:
-            cmd += ["--file", str(f)]
-        try:
-            proc = subprocess.run(
-                [*cmd, *args], timeout=timeout, text=True, capture_output=capture, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise Failed(f"`compose {' '.join(args)}` took more than {timeout:.0f}s") from exc
-        if check and proc.returncode != 0:
-            detail = (proc.stdout or "") + (proc.stderr or "") if capture else ""
-            raise Failed(f"`compose {' '.join(args)}` exited {proc.returncode}\n{detail[-3000:]}")
-        return proc
-
-
-@dataclass
-class Report:
-    timings: dict[str, float] = field(default_factory=dict)
-    figures: dict[str, str] = field(default_factory=dict)
-
-    @contextmanager
-    def timed(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.timings[name] = time.monotonic() - start
-
-    def print(self) -> None:
-        for name, seconds in self.timings.items():
-            say(f"time  {name:<28} {seconds:7.1f} s")
-        for name, value in self.figures.items():
-            say(f"{name:<34} {value}")
-
-
-def published_ports(compose: dict[str, Any]) -> dict[int, str]:
-    ports = {}
-    for name, svc in compose["services"].items():
-        for spec in svc.get("ports", []):
-            host = str(spec).split(":")[-2] if ":" in str(spec) else None
-            if host:
-                ports[int(host)] = name
-    return ports
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def image_sizes(compose: dict[str, Any]) -> dict[str, str]:
-    images = sorted({str(svc["image"]) for svc in compose["services"].values() if "image" in svc})
-    sizes = {}
-    for image in images:
-        out = subprocess.run(
-            ["podman", "image", "inspect", "--format", "{{.Size}}", image],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        sizes[image] = f"{int(out) / 1e6:,.0f} MB" if out.isdigit() else "?"
-    return sizes
-
-
-def leftovers(project: str) -> list[str]:
-    label = f"label=com.docker.compose.project={project}"
-    found = []
-    for kind in ("container", "network", "volume"):
-        cmd = ["podman", kind, "ls", "--quiet", "--filter", label]
-        if kind == "container":
-            cmd.insert(3, "--all")
-        ids = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.split()
-        found += [f"{kind} {i[:12]}" for i in ids]
-    return found
 
 
 def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
@@ -175,7 +78,7 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
             report.figures.update(service_checks.check_dashboard())
 
         devices = {v["device_id"] for _, _, v in outputs.predictions}
-        before = _running_ids(compose)
+        before = running_ids(compose)
         with report.timed(f"scale processor={REPLICAS}"):
             # The README's command; --no-recreate because Compose compares network IDs that
             # Podman 4's Docker API reports as names, and would recreate every container.
@@ -187,7 +90,7 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
                 "--no-recreate",
                 timeout=600,
             )
-        after_ids = _running_ids(compose)
+        after_ids = running_ids(compose)
         restarted = sorted(
             name
             for name, cid in before.items()
@@ -246,6 +149,15 @@ def run(compose: Compose, spec: dict[str, Any], report: Report) -> None:
             )
         )
 
+    before = running_ids(compose)
+    with report.timed("batch: replay on Dask"):
+        # The README's one line: the batch profile's cluster, then the archive replayed on it.
+        batch = compose.with_profiles("batch")
+        report.figures.update(batch_checks.check_batch(batch.run, compose.project))
+    moved = sorted(n for n, cid in before.items() if running_ids(compose).get(n) != cid)
+    if moved:
+        raise Failed(f"the batch profile's replay restarted {', '.join(moved)}")
+
     # The README's other way to read the alerts, bounded so that it ends.
     with report.timed("README's exec consumer"):
         out = compose.run(
@@ -273,28 +185,11 @@ def stop(compose: Compose, report: Report) -> None:
     """``compose stop``: every service must end within its grace period, not by SIGKILL."""
     with report.timed("stop"):
         compose.run("stop", timeout=300)
-    states = _ps(compose)
+    states = ps(compose)
     killed = [s["Name"] for s in states if s.get("ExitCode") in (137, -1)]
     report.figures["stopped by SIGKILL"] = ", ".join(killed) or "none"
     if killed:
         raise Failed(f"not stopped within the grace period (SIGKILL): {', '.join(killed)}")
-
-
-def _running_ids(compose: Compose) -> dict[str, str]:
-    """Service -> container ID of the running single-container services."""
-    ids: dict[str, list[str]] = {}
-    for c in _ps(compose):
-        if c.get("State") == "running":
-            ids.setdefault(c["Service"], []).append(c["ID"])
-    return {name: cids[0] for name, cids in ids.items() if len(cids) == 1}
-
-
-def _ps(compose: Compose) -> list[dict[str, Any]]:
-    out = compose.run("ps", "--all", "--format", "json", timeout=60, capture=True).stdout
-    out = out.strip()
-    if out.startswith("["):
-        return list(json.loads(out))
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,24 +233,25 @@ def main(argv: list[str] | None = None) -> int:
             say(f"build: EXTRA_CA_CERTS = the {count} certificates pip in the base image lacks")
             files.append(ca.ca_override(spec, pem, Path(tmp)))
         compose = Compose(args.compose_bin, files, args.project)
+        everything = compose.with_profiles("*")  # stop, logs and down: the batch profile too
         failure: str | None = None
-        compose.run("down", "--volumes", "--remove-orphans", timeout=300, check=False)
+        everything.run("down", "--volumes", "--remove-orphans", timeout=300, check=False)
         try:
             with HealthcheckRunner(args.project):
                 run(compose, spec, report)
             # With no health check running: one cut off by the stop would leave its exec
             # session's conmon behind for minutes.
-            stop(compose, report)
+            stop(everything, report)
         except Exception as exc:
             expected = isinstance(exc, (Failed, NotSeen, service_checks.Wrong, KafkaException))
             failure = str(exc) if expected else f"{type(exc).__name__}: {exc}"
             if not expected:
                 traceback.print_exc()
-            compose.run("ps", "--all", timeout=60, check=False)
-            compose.run("logs", "--no-color", "--tail", "30", timeout=120, check=False)
+            everything.run("ps", "--all", timeout=60, check=False)
+            everything.run("logs", "--no-color", "--tail", "30", timeout=120, check=False)
         finally:
             with report.timed("down -v"):
-                compose.run("down", "--volumes", "--remove-orphans", timeout=300, check=False)
+                everything.run("down", "--volumes", "--remove-orphans", timeout=300, check=False)
         left = leftovers(args.project)
         if left:
             failure = (failure + "; " if failure else "") + f"left behind: {', '.join(left)}"

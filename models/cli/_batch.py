@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,21 @@ def batch(**kwargs: Any) -> None:
     windowing, model and alert code as the processor, partition by partition with its
     partition clock (quiet devices, device_silent, the device time-to-live: give the
     processor's clock settings to reproduce its run), and writes predictions.parquet,
-    alerts.parquet and summary.json to --output (and, with --publish, the Kafka topics).
-    With --engine dask the Parquet archive is replayed on a Dask cluster, one task per
-    Kafka partition, each writing predictions/date=*/ and alerts/date=*/ under --output.
+    alerts.parquet and summary.json to --output (and, with --publish, the Kafka topics),
+    with its progress on stderr (a line redrawn every second on a terminal, a line every
+    30 s elsewhere). With --engine dask the Parquet archive is replayed on a Dask cluster,
+    one task per Kafka partition, each writing predictions/date=*/ and alerts/date=*/
+    under --output.
     """
     s = build_settings(BatchSettings, kwargs)
     setup_logging(s.log_level)
     if s.engine == "dask":
         _batch_on_dask(s)
         return
-    from models.batch import publish_view, write_view
+    from models.batch import publish_view, replay_view, write_view
+    from models.cli._progress import ReplayProgress
     from models.distributed import prepared
     from models.evaluation import parse_time
-    from models.replay import run_clocked
     from models.sources import load_points, load_records
 
     reg = Registry(s.model_registry)
@@ -63,11 +66,17 @@ def batch(**kwargs: Any) -> None:
         artifact = reg.load(s.model_name, result.version)
     else:
         artifact = reg.load(s.model_name, s.model_version)
+    loading = time.monotonic()
     records = load_records(s.input, artifact.spec.metric, s.kafka_config(), start, end)
+    progress = ReplayProgress(Counter(record[0] for record in records))
+    progress.note(
+        f"read {len(records):,} readings from {s.input} in {time.monotonic() - loading:.1f}s"
+    )
     artifact, grace, rules = prepared(
         artifact, s.grace, s.idle_timeout, s.silence_timeout, s.device_ttl
     )
-    view = run_clocked(records, artifact, grace, rules, s.flush)
+    view = replay_view(records, artifact, grace, rules, s.flush, progress)
+    progress.close()
     summary = {
         "model": f"{artifact.name}/{artifact.version}",
         "input": s.input,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy.compose_test import check, driver
+from deploy.compose_test import batch_checks, check, driver
 from tests.shared_data import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
@@ -41,3 +41,32 @@ def test_a_command_the_cli_rejects_is_reported_with_its_service(tmp_path, capsys
     broken = _copy_with(tmp_path, 'command: ["bridge"]', 'command: ["bridges"]')
     assert check.main([str(broken)]) == 1
     assert "service bridge: `iotml bridges` is rejected" in capsys.readouterr().err
+
+
+def test_services_with_another_entrypoint_are_not_checked_as_iotml_commands():
+    compose = check.load(COMPOSE)
+    names = set(check.iotml_services(compose))
+    assert {"archive", "replay"} <= names
+    assert not {"dask-scheduler", "dask-worker"} & names  # `dask scheduler`, `dask worker`
+    assert "iotml-batch:latest" in check.images(compose)
+
+
+def test_a_misspelt_variable_of_the_replay_is_reported(tmp_path, capsys):
+    broken = _copy_with(tmp_path, "IOTML_OUTPUT:", "IOTML_OUTPUTS:")
+    assert check.main([str(broken)]) == 1
+    assert "service replay: IOTML_OUTPUTS is not a setting of `iotml batch`" in (
+        capsys.readouterr().err
+    )
+
+
+def test_the_compose_test_passes_its_profiles_to_every_command():
+    compose = driver.Compose("echo", [COMPOSE], "p")
+    assert "--profile" not in compose.run("ps", timeout=10, capture=True).stdout
+    everything = compose.with_profiles("*").run("down", timeout=10, capture=True).stdout
+    assert "--profile * " in everything and everything.rstrip().endswith(" down")
+    assert compose.profiles == ()  # a copy: the plain one keeps starting the default set
+
+
+def test_the_replays_summary_is_its_last_json_line():
+    out = 'Dask dashboard: http://127.0.0.1:8787/status\n{"predictions": 3, "readings": 9}\n'
+    assert batch_checks.summary_of(out) == {"predictions": 3, "readings": 9}
