@@ -106,6 +106,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("features", pa.string()),  # JSON object
         ("tags", _TAGS),
+        ("anomaly_likelihood", pa.float64()),  # null until the device's errors are judged
     ]
 )
 ALERTS_SCHEMA = pa.schema(
@@ -136,6 +137,7 @@ def predictions_table(predictions: list[Prediction]) -> pa.Table:
                 **{c: d[c] for c in PREDICTION_COLUMNS},
                 "features": json.dumps(d["features"]),
                 "tags": list(d["tags"].items()),
+                "anomaly_likelihood": p.anomaly_likelihood,
             }
         )
     return pa.Table.from_pylist(rows, schema=PREDICTIONS_SCHEMA)

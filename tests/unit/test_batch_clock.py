@@ -86,3 +86,14 @@ def test_batch_gives_the_streams_predictions_and_alerts_with_its_clock():
     assert ("comes-back", "device_silent", "open") in kinds
     assert ("leaves", "device_silent", "cleared") in kinds  # forgotten past its TTL
     assert ("hot", "overheat_predicted", "open") in kinds
+
+
+def test_batch_predictions_carry_the_anomaly_likelihood_as_the_stream_does():
+    import dataclasses
+
+    from models.batch import predictions_table
+    from tests.dashboardtools import prediction
+
+    judged = dataclasses.replace(prediction(1, 1_700_000_010_000), anomaly_likelihood=0.97)
+    rows = predictions_table([judged, prediction(2, 1_700_000_010_000)]).to_pylist()
+    assert [r["anomaly_likelihood"] for r in rows] == [0.97, None]
