@@ -118,13 +118,15 @@ def close_windows(
     scoring: bool = True,
     shadow: Shadow | None = None,
     bands: Baselines | None = None,
+    model_kind: str | None = None,
 ) -> Closing:
     """Close windows ``(device_id, stats)`` of any devices (oldest first per device):
     feature rows, one ``predict`` call for all of them, then per window the scores of the
     forecasts that targeted it (``scoring``), the alert rule and the prediction record.
     ``predict=None`` runs without a model stage (alerts without forecasts, no
     predictions); ``shadow`` forecasts the same rows in one more call, to be scored;
-    ``bands``: the per-device bands the model was trained with (``deviation``)."""
+    ``bands``: the per-device bands the model was trained with (``deviation``);
+    ``model_kind``: what makes the forecasts, carried on the predictions."""
     new_states, closed = close_rows(windows, states, spec)
     vectors = [w.row.vector for w in closed if w.row is not None]
     forecasts = _forecast(predict, vectors)
@@ -154,7 +156,15 @@ def close_windows(
         if w.row is not None and forecast is not None:
             st = new_states[device]
             prediction = make_prediction(
-                device, w.row, forecast, spec, model_name, model_version, st.tags, st.likelihood
+                device,
+                w.row,
+                forecast,
+                spec,
+                model_name,
+                model_version,
+                st.tags,
+                st.likelihood,
+                model_kind,
             )
         outcomes.append(WindowOutcome(w, prediction, alerts, evaluation, shadow_evaluation))
     return Closing(new_states, outcomes)

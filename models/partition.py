@@ -69,6 +69,7 @@ class ModelStage:
     scoring: bool = True
     shadow: Shadow | None = None
     bands: Baselines | None = None  # per-device bands from training (deviation)
+    kind: str | None = None  # what makes the forecasts (Artifact.kind), on the predictions
 
 
 @dataclass(slots=True)
@@ -228,6 +229,7 @@ def close_stage(
         m.scoring,
         m.shadow,
         m.bands,
+        m.kind,
     )
 
 

@@ -242,9 +242,10 @@ def make_prediction(
     model_version: str,
     tags: Mapping[str, str] | None = None,
     anomaly_likelihood: float | None = None,
+    model_kind: str | None = None,
 ) -> Prediction:
     """The ``predictions`` record for a feature row and its forecast (carrying the
-    device's ``tags``)."""
+    device's ``tags`` and what made it, ``model_kind``)."""
     return Prediction(
         device_id=device_id,
         metric=spec.metric,
@@ -259,6 +260,7 @@ def make_prediction(
         model_version=model_version,
         tags=tags if tags is not None else {},
         anomaly_likelihood=anomaly_likelihood,
+        model_kind=model_kind,
     )
 
 

@@ -1,12 +1,11 @@
 """The model registry: ``<root>/<name>/<version>/`` directories and a ``LATEST`` pointer.
 
-A version directory holds ``manifest.json`` (feature spec, alert parameters, training data
-range, validation metrics and skill, library versions), ``model.keras`` and ``scaler.json``.
-Versions are ``v0001``, ``v0002``...; a version is written in a temporary directory and
-renamed into place, and ``LATEST`` is replaced atomically, so a reader never sees half a
-version. ``<root>/<name>/decisions/`` keeps one JSON record per ``iotml retrain`` decision
-(champion, challenger, scores, promoted or not and why), also written atomically.
-This module does not import TensorFlow; :meth:`Registry.load` does, to build the forecaster.
+A version holds ``manifest.json`` (spec, alert parameters, training data, validation
+skill, libraries), ``model.keras`` and ``scaler.json``, or only the manifest for the
+statistical baseline (``"kind": "persistence"``). Versions (``v0001``...) are written in
+a temporary directory and renamed into place and ``LATEST`` is replaced atomically, so a
+reader never sees half a version; ``decisions/`` keeps one record per ``iotml retrain``
+decision. Only :meth:`Registry.load` of a network version imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -50,6 +49,11 @@ class Artifact:
     alert_params: AlertParams
     forecaster: Forecaster | None = field(default=None, repr=False)
     bands: Baselines | None = field(default=None, repr=False)  # per-device normal bands
+
+    @property
+    def kind(self) -> str:
+        """``"persistence"`` (the statistical baseline) or ``"network"`` (the default)."""
+        return str(self.manifest.get("kind") or "network")
 
     @property
     def grace_ms(self) -> int:
@@ -185,16 +189,16 @@ class Registry:
 
     def load(self, name: str, version: str | None = None, with_model: bool = True) -> Artifact:
         """Load a version (default: ``LATEST``), checking its manifest; with ``with_model``
-        also the scaler and Keras model into :attr:`Artifact.forecaster` (imports TF)."""
+        also its forecaster (:func:`models.statistical.forecaster_of`)."""
         version = self._resolve(name, version)
         manifest = self.manifest(name, version)
         spec, params = parse_manifest(manifest)
         path = self.path(name, version)
         forecaster = None
         if with_model:
-            from models.forecaster import Forecaster
+            from models.statistical import forecaster_of  # it imports this module
 
-            forecaster = Forecaster.load(path, manifest)
+            forecaster = forecaster_of(path, manifest, spec)
         try:
             bands = load_bands(path)
         except ValueError as exc:

@@ -162,6 +162,7 @@ def iter_clocked(
         artifact.version,
         artifact.forecaster.predict,
         bands=artifact.bands,
+        kind=artifact.kind,
     )
     view = BatchView()
     store: MemoryStore | None = None
@@ -247,6 +248,7 @@ def run(
         artifact.version,
         artifact.forecaster.predict,
         bands=artifact.bands,
+        model_kind=artifact.kind,
     )
     return BatchView(
         predictions=closing.predictions,

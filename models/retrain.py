@@ -10,6 +10,11 @@ the windows). The challenger is promoted only when
 * its MAE is lower than the champion's by at least ``min_improvement`` (a share), and
 * it opens no more alerts per device-day.
 
+A champion that is the statistical baseline (``"kind": "persistence"``, a cold start)
+has no network shape: the first network is trained with its feature spec and the
+training defaults, and is promoted by the same rule, i.e. when it beats persistence.
+Until the data suffices each attempt records "too little data" and persistence serves.
+
 Whatever happens — including a challenger that cannot be trained or scored — the
 decision (data range, both scores, promoted or not and why) is recorded beside the
 versions (:meth:`Registry.record_decision`); nothing here raises for bad data.
@@ -181,23 +186,35 @@ def _run(
     except ModelError as exc:
         return False, f"the champion cannot be loaded: {exc}"
     grace = config.grace_ms if config.grace_ms is not None else champion.grace_ms
+    cold = champion.kind == "persistence"
+    short = "too little data to train the first network (persistence serves meanwhile)"
     try:
         points = list(load(champion.spec.metric))
+        if not points:
+            raise DataError(f"no readings of {champion.spec.metric}")
         cut = holdout_cut(points, config.holdout)
         record["data"] = _data_range(points, cut)
         champion_score = score(points, champion, cut, grace)
-        record["champion"] = champion_score.to_dict()
+        record["champion"] = {**champion_score.to_dict(), "kind": champion.kind}
     except ModelError as exc:
-        return False, f"no usable data: {exc}"
+        return False, f"{short if cold else 'no usable data'}: {exc}"
     metric = config.metric or champion.spec.metric
     try:
         train_points = points if metric == champion.spec.metric else list(load(metric))
         train_points = [p for p in train_points if p[1] < cut]
         version = _train(registry, name, champion, metric, grace, train_points, config, progress)
         challenger = registry.load(name, version)
-    except Exception as exc:  # too little data, a metric without readings, a broken fit
+    except DataError as exc:
+        return False, f"{short if cold else 'the challenger could not be trained'}: {exc}"
+    except Exception as exc:  # a metric without readings, a broken fit
         return False, f"the challenger could not be trained: {_why(exc)}"
-    record["challenger"] = {"version": version, "validation": challenger.manifest["validation"]}
+    record["challenger"] = {
+        "version": version,
+        "kind": challenger.kind,
+        "validation": challenger.manifest["validation"],
+    }
+    # Leaving a persistence champion passes this check: the challenger has its spec, so
+    # the running processors swap to the network live and keep their device state.
     why = champion.compatible_with(challenger)
     if why is not None:
         return False, f"challenger {version} cannot replace {champion.version} live: {why}"
@@ -243,7 +260,8 @@ def _train(
         batch_size=config.batch_size,
         patience=config.patience,
         learning_rate=config.learning_rate,
-        hidden=tuple(int(h) for h in training.get("hidden", (32, 16))),
+        # a persistence champion has no network shape: the training default
+        hidden=tuple(int(h) for h in training.get("hidden", TrainConfig.hidden)),
         seed=config.seed,
         grace_ms=grace_ms,
         threads=config.threads,

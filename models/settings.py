@@ -169,6 +169,11 @@ class TrainSettings(KafkaSettings, ModelLocation, DaskSettings):
         description="Do nothing (exit 0) when the registry already has a LATEST version of "
         "this model name (first-run trainers, e.g. docker compose).",
     )
+    baseline: Literal["persistence"] | None = Field(
+        None,
+        description="Publish the statistical baseline instead of training (cold start: no "
+        "input needed); `iotml retrain` then trains the first network once data suffices.",
+    )
 
 
 class BatchSettings(
@@ -217,10 +222,18 @@ class ArchiveSettings(KafkaSettings, ReadingsTopic):
     )
 
 
-class EvaluateSettings(KafkaSettings, ModelLocation, GraceSetting):
-    """``iotml evaluate``: which model version to score (Kafka settings for kafka:// input)."""
+class EvaluateSettings(KafkaSettings, ModelLocation, GraceSetting, DaskSettings):
+    """``iotml evaluate``: which model version to score (Kafka settings for kafka:// input)
+    and where (with ``--engine dask`` the tasks replay and score the archive's partitions;
+    the client adds up their sums and fits the ridge baseline)."""
 
     model_version: str | None = Field(None, description="Model version (default: LATEST).")
+    sample_rows: int = Field(
+        500_000,
+        ge=2,
+        description="--engine dask: fit the ridge baseline on at most this many training "
+        "feature rows, a uniform sample of all (all of them below the cap: the local fit).",
+    )
 
 
 class RegistrySettings(ModelLocation):

@@ -245,8 +245,9 @@ class Engine:
         shadow = self._inference.shadow(model, candidate) if self._scoring else None
         m = model
         bands = m.artifact.bands if m.artifact is not None else None
+        kind = m.artifact.kind if m.artifact is not None else None
         stage = ModelStage(
-            m.spec, m.params, m.name, m.version, predict, self._scoring, shadow, bands
+            m.spec, m.params, m.name, m.version, predict, self._scoring, shadow, bands, kind
         )
         self._staged = (model, candidate, stage)
         return stage

@@ -6,6 +6,11 @@ half-loaded model. A version that would not fit the running per-device state (an
 metric, window, K or feature set: :meth:`models.Artifact.compatible_with`) is refused with
 a log line saying that a restart is needed; a version that fails to load is refused and the
 running one stays. Refusals are remembered per version, so each is logged once.
+
+A cold start runs the statistical baseline (``"kind": "persistence"``) like any version;
+the first network ``iotml retrain`` promotes is trained with the baseline's feature spec,
+so it passes the same check and is swapped in live, the device state carrying over (its
+bands are re-seeded from the network's training, as for any new version).
 """
 
 from __future__ import annotations
@@ -184,5 +189,5 @@ def _describe(m: ActiveModel) -> str:
     mode: Any = getattr(m.forecaster, "mode", "?")
     return (
         f"metric {s.metric}, window {s.window_ms} ms, k {s.k}, horizon {s.horizon_ms} ms, "
-        f"inference {mode}"
+        f"inference {mode}, kind {m.artifact.kind if m.artifact is not None else '?'}"
     )

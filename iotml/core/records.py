@@ -126,6 +126,9 @@ class Prediction:
     tags: Mapping[str, str] = field(default_factory=dict)  # the device's (iotml.core.tags)
     # how unusual the device's latest forecast error was for it (models.likelihood)
     anomaly_likelihood: float | None = None
+    # what made the forecast: "persistence" (the statistical baseline of a cold start) or
+    # "network" (a trained model); None in records written before kinds were carried
+    model_kind: str | None = None
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +151,8 @@ class Prediction:
         }
         if self.anomaly_likelihood is not None:
             out["anomaly_likelihood"] = self.anomaly_likelihood
+        if self.model_kind is not None:
+            out["model_kind"] = self.model_kind
         return out
 
     def to_json(self) -> bytes:
@@ -176,6 +181,11 @@ class Prediction:
                 None
                 if obj.get("anomaly_likelihood") is None
                 else _finite("anomaly_likelihood", obj.get("anomaly_likelihood"))
+            ),
+            model_kind=(
+                None
+                if obj.get("model_kind") is None
+                else _identifier("model_kind", obj.get("model_kind"))
             ),
         )
 

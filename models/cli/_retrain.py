@@ -47,7 +47,8 @@ def retrain(**kwargs: Any) -> None:
     period like `iotml evaluate`, and promotes the challenger when its MAE is lower by
     --min-improvement and it opens no more alerts per device-day. Every decision is
     written to <registry>/<name>/decisions/ (`iotml models show` lists them) and printed
-    as JSON. --every and --on-drift keep it running as a service.
+    as JSON. --every and --on-drift keep it running as a service. From the persistence
+    baseline (`iotml train --baseline persistence`) it trains the first network.
     """
     s = build_settings(RetrainSettings, kwargs)
     setup_logging(s.log_level)

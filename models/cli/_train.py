@@ -26,9 +26,14 @@ def train(**kwargs: Any) -> None:
     Keras network on the earlier part (early stopping on the later --val-fraction), learns
     the alert thresholds from the validation part, and writes
     <registry>/<name>/<version>/ atomically (LATEST moves to it unless --no-promote).
+    With --baseline persistence it publishes the statistical baseline instead (no input
+    needed): a cold start forecasts and alerts with it until `iotml retrain` trains one.
     """
     s = build_settings(TrainSettings, kwargs)
     setup_logging(s.log_level)
+    if s.baseline is not None:
+        _publish_baseline(s)
+        return
     if not s.input:
         raise click.UsageError("--input (or IOTML_INPUT) is required")
     if s.if_missing:
@@ -78,6 +83,33 @@ def train(**kwargs: Any) -> None:
     click.echo(f"alert parameters: {json.dumps(result.alert_params.to_dict())}", err=True)
     click.echo(f"published {s.model_name} {result.version} in {s.model_registry}", err=True)
     click.echo(result.version)
+
+
+def _publish_baseline(s: TrainSettings) -> None:
+    """Publish the persistence baseline with the command's feature settings."""
+    from models.features import FeatureSpec
+    from models.statistical import baseline_params, publish_persistence
+
+    registry = Registry(s.model_registry)
+    if s.if_missing and (existing := registry.latest(s.model_name)) is not None:
+        click.echo(f"{s.model_name} {existing} already in {s.model_registry}; nothing to do")
+        return
+    try:
+        # no data to choose min_count from: a single reading makes a usable window
+        spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, s.min_count or 1)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    overrides = {
+        "overheat_threshold": s.overheat_threshold,
+        "residual_threshold": s.residual_threshold,
+        "low_limit": s.low_limit,
+        "high_limit": s.high_limit,
+    }
+    params = baseline_params(spec, s.cooldown_windows, s.silence, overrides)
+    version = publish_persistence(registry, s.model_name, spec, params, s.grace, promote=s.promote)
+    click.echo(f"alert parameters: {json.dumps(params.to_dict())}", err=True)
+    click.echo(f"published {s.model_name} {version} (persistence) in {s.model_registry}", err=True)
+    click.echo(version)
 
 
 def _progress(line: str) -> None:
