@@ -30,7 +30,15 @@ from models.nab_data import NabFile
 from models.registry import Artifact, Registry
 from models.replay import Record, run_clocked
 from models.sizing import choose_min_count
-from models.statistical import PERSISTENCE, persistence_artifact
+from models.statistical import (
+    DEVIATION_Z,
+    LIKELIHOOD,
+    LIKELIHOOD_RATE,
+    LIKELIHOOD_SHORT,
+    LIKELIHOOD_WARMUP,
+    PERSISTENCE,
+    persistence_artifact,
+)
 
 DEVICE = "nab"
 MINUTE_MS = 60_000
@@ -51,14 +59,15 @@ class Settings:
     # likelihood, from the first rows; "model": a forecaster trained on the probation rows
     # with its learned residual threshold (the rule before the likelihood)
     detector: str = "likelihood"
-    likelihood: float = 0.9999
-    likelihood_short: int = 2
-    likelihood_rate: float = 0.01
-    likelihood_warmup: int = 30
+    # defaults: the cold-start baseline's rule (models.statistical), which this runner tuned
+    likelihood: float = LIKELIHOOD
+    likelihood_short: int = LIKELIHOOD_SHORT
+    likelihood_rate: float = LIKELIHOOD_RATE
+    likelihood_warmup: int = LIKELIHOOD_WARMUP
     cooldown_hours: float = 6.0
     # with "likelihood": the deviation from the device's own band too (None: off); the
     # band's rate is fitted on the probation rows' window means (models.bands.fit_rate)
-    deviation_z: float | None = 12.0
+    deviation_z: float | None = DEVIATION_Z
 
 
 @dataclass
