@@ -21,6 +21,7 @@ from models.replay import Point, training_examples, window_series
 
 if TYPE_CHECKING:
     from models.evaluation import Evaluation
+    from models.features import FeatureSpec
     from models.registry import Artifact
 
 DAY_MS = 86_400_000
@@ -91,14 +92,20 @@ def compare(
 ) -> dict[str, Any]:
     """The mean absolute error of each baseline and of the model on the evaluation's
     scored windows (see the module doc), with how many windows each covers."""
-    spec = artifact.spec
-    arr = np.asarray([s[1:] for s in evaluation.scored], dtype=np.float64)
+    X, y, last, ends = ridge_examples(points, artifact, grace_ms)
+    ridge = fit_baseline(X, y, last, ends, artifact.manifest)
+    inputs = ridge_inputs(evaluation, artifact.spec)
+    return summary(
+        error_sums(evaluation, artifact.spec), ridge, len(X), ridge_error(ridge, *inputs)
+    )
+
+
+def error_sums(evaluation: Evaluation, spec: FeatureSpec) -> dict[str, float]:
+    """The sums of absolute errors of the model, persistence and seasonal naive over the
+    scored windows, and their counts: they add up over parts of the input holding all
+    readings of their devices (seasonal naive looks only at the device's own windows)."""
+    arr = np.asarray([s[1:] for s in evaluation.scored], dtype=np.float64).reshape(-1, 3)
     forecast, actual, last = arr[:, 0], arr[:, 1], arr[:, 2]
-    out: dict[str, Any] = {
-        "n": len(arr),
-        "persistence": _mae(last, actual),
-        "model": _mae(forecast, actual),
-    }
     usable = {
         (w.device_id, w.stats.end): w.stats.last
         for w in evaluation.view.windows
@@ -108,45 +115,89 @@ def compare(
         usable.get((d, s[0] - DAY_MS))
         for (d, _), s in zip(evaluation.keys, evaluation.scored, strict=True)
     ]
-    have = np.asarray([v is not None for v in seasonal])
-    out["seasonal_naive_n"] = int(have.sum())
-    out["seasonal_naive"] = (
-        _mae(np.asarray([v for v in seasonal if v is not None]), actual[have])
-        if have.any()
-        else None
-    )
-    out.update(_ridge(evaluation, points, artifact, grace_ms, actual, last))
-    return out
+    have = np.asarray([v is not None for v in seasonal], dtype=bool)
+    day_before = np.asarray([v for v in seasonal if v is not None], dtype=np.float64)
+    return {
+        "n": len(arr),
+        "model_abs": _abs_sum(forecast, actual),
+        "persistence_abs": _abs_sum(last, actual),
+        "seasonal_n": int(have.sum()),
+        "seasonal_abs": _abs_sum(day_before, actual[have]),
+    }
 
 
-def _ridge(
-    evaluation: Evaluation,
-    points: Sequence[Point],
-    artifact: Artifact,
-    grace_ms: int,
-    actual: np.ndarray,
-    last: np.ndarray,
-) -> dict[str, Any]:
+def ridge_examples(
+    points: Sequence[Point], artifact: Artifact, grace_ms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(X, y, last, window_end)`` of the ridge's training data: the examples of the
+    readings of the model's training period (per device, so a partition gives its own)."""
     spec = artifact.spec
     train_points = training_points(points, artifact.manifest)
-    X, y, last_train, ends = training_examples(
-        window_series(train_points, spec, grace_ms).windows, spec
-    )
+    return training_examples(window_series(train_points, spec, grace_ms).windows, spec)
+
+
+def fit_baseline(
+    X: np.ndarray, y: np.ndarray, last: np.ndarray, ends: np.ndarray, manifest: dict[str, Any]
+) -> Ridge | None:
+    """The ridge baseline fitted on training examples (``None``: fewer than two), its
+    penalty chosen on the model's validation part."""
     if len(X) < 2:
-        why = f"{len(X)} training examples: the input lacks the model's training period"
-        return {"ridge": None, "ridge_examples": len(X), "ridge_note": why}
-    val_from = (artifact.manifest.get("training") or {}).get("validation_from_ts")
+        return None
+    val_from = (manifest.get("training") or {}).get("validation_from_ts")
     validation = ends >= val_from if val_from is not None else np.zeros(len(X), dtype=bool)
-    ridge = fit_ridge_validated(X, y - last_train, validation)
+    return fit_ridge_validated(X, y - last, validation)
+
+
+def ridge_inputs(
+    evaluation: Evaluation, spec: FeatureSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(feature rows, last values, actual values)`` of the scored windows."""
     rows = {
         (w.device_id, w.row.window_end): w.row.vector
         for w in evaluation.view.windows
         if w.row is not None
     }
+    width = len(spec.names())
     vectors = np.asarray([rows[key] for key in evaluation.keys], dtype=np.float64)
-    forecast = last + ridge.predict(vectors)
-    return {"ridge": _mae(forecast, actual), "ridge_examples": len(X), "ridge_alpha": ridge.alpha}
+    arr = np.asarray([s[2:] for s in evaluation.scored], dtype=np.float64).reshape(-1, 2)
+    return vectors.reshape(-1, width), arr[:, 1], arr[:, 0]
 
 
-def _mae(forecast: np.ndarray, actual: np.ndarray) -> float:
-    return round(float(np.mean(np.abs(forecast - actual))), 6)
+def ridge_error(
+    ridge: Ridge | None, vectors: np.ndarray, last: np.ndarray, actual: np.ndarray
+) -> float:
+    """The sum of the ridge's absolute errors on the scored windows (0 without a ridge)."""
+    if ridge is None or not len(vectors):
+        return 0.0
+    return _abs_sum(last + ridge.predict(vectors), actual)
+
+
+def summary(
+    sums: dict[str, float], ridge: Ridge | None, examples: int, ridge_abs: float
+) -> dict[str, Any]:
+    """The baselines' report from the (summed) :func:`error_sums` and ridge error."""
+    n, seasonal_n = int(sums["n"]), int(sums["seasonal_n"])
+    out: dict[str, Any] = {
+        "n": n,
+        "persistence": _mean(sums["persistence_abs"], n),
+        "model": _mean(sums["model_abs"], n),
+        "seasonal_naive_n": seasonal_n,
+        "seasonal_naive": _mean(sums["seasonal_abs"], seasonal_n) if seasonal_n else None,
+    }
+    if ridge is None:
+        why = f"{examples} training examples: the input lacks the model's training period"
+        out.update({"ridge": None, "ridge_examples": examples, "ridge_note": why})
+    else:
+        out.update(
+            {"ridge": _mean(ridge_abs, n), "ridge_examples": examples, "ridge_alpha": ridge.alpha}
+        )
+    return out
+
+
+def _abs_sum(forecast: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.sum(np.abs(forecast - actual)))
+
+
+def _mean(total: float, n: int) -> float:
+    # the sum over n: np.mean's own division, so one process reports what it always did
+    return round(total / n, 6)

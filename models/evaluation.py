@@ -47,6 +47,7 @@ class Evaluation:
     scored: list[tuple[int, float, float, float]] = field(default_factory=list)
     # (target_ts, forecast, actual, last_value) per scored forecast
     keys: list[tuple[str, int]] = field(default_factory=list)  # its (device_id, window_end)
+    scores: Scores | None = None
 
 
 def _ms(text: str) -> int:
@@ -107,23 +108,49 @@ def load_labels(
     return labels
 
 
-def evaluate(
-    points: Sequence[Point],
-    artifact: Artifact,
-    labels: Sequence[Label] = (),
-    from_ms: int | None = None,
-    grace_ms: int = 0,
+@dataclass
+class Scores:
+    """What the report is made of: counts and sums that add up over parts of the input
+    (each holding all readings of its devices, such as a Kafka partition), and the alerts
+    opened from ``from`` on (the few a report lists)."""
+
+    readings: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    windows: int = 0
+    predictions: int = 0
+    after: int = 0  # predictions from ``from`` on
+    late: int = 0
+    n: int = 0  # scored forecasts
+    model_abs: float = 0.0  # sums of absolute errors over them
+    persistence_abs: float = 0.0
+    opened: list[Alert] = field(default_factory=list)
+
+    def add(self, other: Scores) -> None:
+        """Take in the scores of another part (alerts follow in the order parts are added)."""
+        for name in ("readings", "windows", "predictions", "after", "late", "n"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.model_abs += other.model_abs
+        self.persistence_abs += other.persistence_abs
+        if other.first_ts is not None and other.last_ts is not None:
+            firsts = [t for t in (self.first_ts, other.first_ts) if t is not None]
+            lasts = [t for t in (self.last_ts, other.last_ts) if t is not None]
+            self.first_ts, self.last_ts = min(firsts), max(lasts)
+        self.opened.extend(other.opened)
+
+
+def replay(
+    points: Sequence[Point], artifact: Artifact, from_ms: int | None = None, grace_ms: int = 0
 ) -> Evaluation:
     """Replay ``points`` through the artifact (all of them, so the first evaluated windows
-    have their history) and score what happens from ``from_ms`` on."""
+    have their history) and score the forecasts from ``from_ms`` on, without a report:
+    :func:`evaluate` on all the input, ``iotml evaluate --engine dask`` on each partition."""
     view = run(points, artifact, grace_ms)
-    spec = artifact.spec
-    start = from_ms if from_ms is not None else min(p[1] for p in points)
-    end = max(p[1] for p in points)
+    start = from_ms if from_ms is not None else -(2**63)  # every window ends after a reading
     actual = {
         (w.device_id, w.stats.end): w.stats.last
         for w in view.windows
-        if w.stats.count >= spec.min_count
+        if w.stats.count >= artifact.spec.min_count
     }
     scored, keys = [], []
     for p in view.predictions:
@@ -131,17 +158,55 @@ def evaluate(
         if p.window_end >= start and target is not None:
             scored.append((p.target_ts, p.forecast, target, p.last_value))
             keys.append((p.device_id, p.window_end))
-    if not scored:
-        after = sum(p.window_end >= start for p in view.predictions)
+    arr = np.asarray([s[1:] for s in scored], dtype=np.float64).reshape(len(scored), 3)
+    scores = Scores(
+        readings=len(points),
+        first_ts=min(p[1] for p in points),
+        last_ts=max(p[1] for p in points),
+        windows=len(view.windows),
+        predictions=len(view.predictions),
+        after=sum(p.window_end >= start for p in view.predictions),
+        late=view.late,
+        n=len(scored),
+        model_abs=float(np.sum(np.abs(arr[:, 0] - arr[:, 1]))),
+        persistence_abs=float(np.sum(np.abs(arr[:, 2] - arr[:, 1]))),
+        opened=[a for a in view.alerts if a.event == "open" and a.ts >= start],
+    )
+    return Evaluation({}, view, scored, keys, scores)
+
+
+def evaluate(
+    points: Sequence[Point],
+    artifact: Artifact,
+    labels: Sequence[Label] = (),
+    from_ms: int | None = None,
+    grace_ms: int = 0,
+) -> Evaluation:
+    """Replay ``points`` through the artifact and score what happens from ``from_ms`` on."""
+    evaluation = replay(points, artifact, from_ms, grace_ms)
+    assert evaluation.scores is not None
+    evaluation.report = report_of(evaluation.scores, artifact, labels, from_ms)
+    return evaluation
+
+
+def report_of(
+    scores: Scores, artifact: Artifact, labels: Sequence[Label] = (), from_ms: int | None = None
+) -> dict[str, Any]:
+    """The report of the scores of all the input (see the module doc)."""
+    spec = artifact.spec
+    if scores.first_ts is None or scores.last_ts is None:
+        raise DataError(f"no readings of metric {spec.metric!r} in the input")
+    start = from_ms if from_ms is not None else scores.first_ts
+    end = scores.last_ts
+    if not scores.n:
         raise DataError(
-            f"no forecast could be scored: {len(points)} readings gave {len(view.windows)} "
-            f"windows and {len(view.predictions)} forecasts, {after} of them from "
+            f"no forecast could be scored: {scores.readings} readings gave {scores.windows} "
+            f"windows and {scores.predictions} forecasts, {scores.after} of them from "
             f"{_iso(start)} on, none with a target window (one horizon later) holding "
             f"min_count {spec.min_count} readings. Fix: more data after --from, or an "
             f"earlier --from"
         )
-    arr = np.asarray([s[1:] for s in scored])
-    opened = [a for a in view.alerts if a.event == "open" and a.ts >= start]
+    opened = [a for a in scores.opened if a.ts >= start]
     in_scope = [lb for lb in labels if start <= lb.time <= end]
     detections = []
     for lb in in_scope:
@@ -165,10 +230,10 @@ def evaluate(
         "horizon": spec.horizon_ms,
         "from": _iso(start),
         "to": _iso(end),
-        "n": len(scored),
-        "mae": round(float(np.mean(np.abs(arr[:, 0] - arr[:, 1]))), 6),
-        "persistence_mae": round(float(np.mean(np.abs(arr[:, 2] - arr[:, 1]))), 6),
-        "late_readings": view.late,
+        "n": scores.n,
+        "mae": round(scores.model_abs / scores.n, 6),
+        "persistence_mae": round(scores.persistence_abs / scores.n, 6),
+        "late_readings": scores.late,
         "alerts": [_alert_json(a) for a in opened],
         "alert_counts": {
             kind: sum(a.type == kind for a in opened) for kind in sorted({a.type for a in opened})
@@ -180,7 +245,7 @@ def evaluate(
         report["detected"] = sum(d["detected"] for d in detections)
         report["false_alerts"] = len(false)
         report["false_alerts_per_week"] = round(len(false) / weeks, 3)
-    return Evaluation(report, view, scored, keys)
+    return report
 
 
 def _iso(ms: int) -> str:

@@ -54,14 +54,16 @@ Share = Annotated[float, BeforeValidator(_share)]
 
 
 class DaskSettings(ServiceSettings):
-    """Where ``iotml batch`` and ``iotml train`` run: one process, or a Dask cluster."""
+    """Where ``iotml batch``, ``train`` and ``evaluate`` run: one process, or a Dask
+    cluster."""
 
     engine: Literal["local", "dask"] = Field(
         "local",
         description="local: one process; dask: a Dask cluster, one task per Kafka partition "
         "of the Parquet archive (its only input). batch: the workers write date-partitioned "
         "predictions/ and alerts/ under --output and publish themselves; train: windows and "
-        "features on the workers, the fit on a sample of --sample-rows here.",
+        "features on the workers, the fit on a sample of --sample-rows here; evaluate: "
+        "each partition scored on the workers, the sums added here.",
     )
     dask_scheduler: str | None = Field(
         None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,10 @@ from iotml.core.logs import setup_logging
 from iotml.core.options import build_settings, settings_options
 from models.registry import Registry
 from models.settings import EvaluateSettings
+
+if TYPE_CHECKING:
+    from models.evaluation import Label
+    from models.registry import Artifact
 
 
 @click.command()
@@ -61,34 +65,21 @@ def evaluate(
     them: mae vs persistence_mae at the model's horizon, the MAE of the baselines on the
     same windows (persistence, seasonal naive, ridge on the model's features and training
     data), alerts, and with labels the detected windows, lead times and false alerts per
-    week."""
+    week. With --engine dask a Parquet archive is replayed and scored on a Dask cluster,
+    one task per Kafka partition, with the same report."""
     s = build_settings(EvaluateSettings, kwargs)
     setup_logging(s.log_level)
-    from models.baselines import compare
-    from models.evaluation import evaluate as run_eval
-    from models.evaluation import load_labels, parse_time
-    from models.sources import load_points
+    from models.evaluation import load_labels
 
-    artifact = Registry(s.model_registry).load(s.model_name, s.model_version)
-    kafka = s.kafka_config() if source.startswith("kafka://") else None
-    points = load_points(source, artifact.spec.metric, device, kafka)
     labels = load_labels(windows, label_times, labels_key, source) if windows else []
-    if from_ == "train-end":
-        from_ms: int | None = int(artifact.manifest["training"]["last_ts"]) + 1
+    if s.engine == "dask":
+        report = _evaluate_on_dask(s, source, device, from_, labels, plot)
     else:
-        from_ms = parse_time(from_) if from_ else None
-    grace = s.grace if s.grace is not None else artifact.grace_ms
-    result = run_eval(points, artifact, labels, from_ms, grace)
-    result.report["baselines"] = compare(result, points, artifact, grace)
-    if plot is not None:
-        from models.plot import plot_evaluation
-
-        plot_evaluation(result, labels, plot)
-        result.report["plot"] = str(plot)
+        report = _evaluate_locally(s, source, device, from_, labels, plot)
     if as_json:
-        click.echo(json.dumps(result.report, sort_keys=True))
+        click.echo(json.dumps(report, sort_keys=True))
         return
-    r = result.report
+    r = report
     click.echo(f"model {r['model']}  {r['from']} .. {r['to']}  n={r['n']}")
     click.echo(f"mae {r['mae']:.4f}   persistence_mae {r['persistence_mae']:.4f}")
     for line in baseline_lines(r["baselines"]):
@@ -103,6 +94,82 @@ def evaluate(
         click.echo(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_week']}/week)")
 
 
+def _from_ms(from_: str | None, artifact: Artifact) -> int | None:
+    from models.evaluation import parse_time
+
+    if from_ == "train-end":
+        return int(artifact.manifest["training"]["last_ts"]) + 1
+    return parse_time(from_) if from_ else None
+
+
+def _evaluate_locally(
+    s: EvaluateSettings,
+    source: str,
+    device: str | None,
+    from_: str | None,
+    labels: list[Label],
+    plot: Path | None,
+) -> dict[str, Any]:
+    from models.baselines import compare
+    from models.evaluation import evaluate as run_eval
+    from models.sources import load_points
+
+    artifact = Registry(s.model_registry).load(s.model_name, s.model_version)
+    kafka = s.kafka_config() if source.startswith("kafka://") else None
+    points = load_points(source, artifact.spec.metric, device, kafka)
+    grace = s.grace if s.grace is not None else artifact.grace_ms
+    result = run_eval(points, artifact, labels, _from_ms(from_, artifact), grace)
+    result.report["baselines"] = compare(result, points, artifact, grace)
+    if plot is not None:
+        from models.plot import plot_evaluation
+
+        plot_evaluation(result, labels, plot)
+        result.report["plot"] = str(plot)
+    return result.report
+
+
+def _evaluate_on_dask(
+    s: EvaluateSettings,
+    source: str,
+    device: str | None,
+    from_: str | None,
+    labels: list[Label],
+    plot: Path | None,
+) -> dict[str, Any]:
+    """The archive's Kafka partitions replayed and scored on a Dask cluster; the same
+    report as the local engine (the client loads no model: it never forecasts)."""
+    import models.distributed as dist
+
+    if plot is not None:
+        raise click.UsageError(
+            "--plot needs every point in one process: use --engine local (e.g. with --device)"
+        )
+    if not dist.is_archive(source):
+        raise click.UsageError(
+            f"--engine dask reads the Parquet archive only (a directory written by "
+            f"`iotml archive`), not {source}: archive the topic first, or use --engine local"
+        )
+    artifact = Registry(s.model_registry).load(s.model_name, s.model_version, with_model=False)
+    job = dist.EvalJob(
+        archive=source,
+        registry=str(s.model_registry),
+        model_name=s.model_name,
+        model_version=artifact.version,
+        grace_ms=s.grace if s.grace is not None else artifact.grace_ms,
+        from_ms=_from_ms(from_, artifact),
+        device=device,
+        rows=s.sample_rows,
+    )
+    with dist.dask_client(
+        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=_progress
+    ) as client:
+        return dist.run_dask_evaluation(job, artifact, client, labels, _progress)
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def baseline_lines(b: dict[str, Any]) -> list[str]:
     """The baselines beside the model, one per line."""
     n = b["n"]
@@ -115,7 +182,10 @@ def baseline_lines(b: dict[str, Any]) -> list[str]:
     if b["ridge"] is None:
         ridge = f"n/a ({b['ridge_note']})"
     else:
-        ridge = f"{b['ridge']:.4f} (the model's features, {b['ridge_examples']} training examples)"
+        ridge = f"{b['ridge']:.4f} (the model's features, {b['ridge_examples']} training examples"
+        if "ridge_sampled_from" in b:  # --engine dask over more rows than --sample-rows
+            ridge += f", a sample of {b['ridge_sampled_from']}"
+        ridge += ")"
     return [
         f"MAE on the same {n} windows:",
         f"  persistence     {b['persistence']:.4f}",
