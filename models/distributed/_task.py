@@ -22,7 +22,8 @@ from iotml.core.records import Alert, Prediction
 from models.archive import date_of
 from models.batch import Publisher, alerts_table, predictions_table
 from models.clock import ClockRules, rules_for
-from models.registry import Artifact, Registry
+from models.distributed._model import load_for_worker
+from models.registry import Artifact
 from models.replay import Record, iter_clocked
 
 T = TypeVar("T")
@@ -69,31 +70,46 @@ def prepared(
 
 
 class _DatedParquet:
-    """One Parquet file per date, written as rows come (``part-<partition>.parquet``,
-    under a temporary name until :meth:`close`)."""
+    """Parquet files per date, written as rows come (``part-<partition>.parquet``, under a
+    temporary name until closed). Only the two newest dates stay open: a replay moves
+    forward in time, and an open writer holds its buffers and the metadata of every row
+    group it wrote, so a long archive would otherwise cost memory per day replayed. A row
+    for a date already closed (a quiet device's late window) goes to a further file of
+    that date (``part-<partition>-<n>.parquet``)."""
 
     def __init__(self, root: Path, partition: int, schema: pa.Schema) -> None:
-        self._root, self._name, self._schema = root, f"part-{partition}.parquet", schema
+        self._root, self._partition, self._schema = root, partition, schema
         self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
+        self._files: dict[str, int] = {}  # files opened per date so far
 
     def write(self, day: str, table: pa.Table) -> None:
         if day not in self._writers:
+            n = self._files.get(day, 0)
+            self._files[day] = n + 1
             directory = self._root / f"date={day}"
             directory.mkdir(parents=True, exist_ok=True)
-            tmp = directory / f".{self._name}.tmp"
-            self._writers[day] = (pq.ParquetWriter(tmp, self._schema), directory / self._name)
+            name = f"part-{self._partition}" + (f"-{n}" if n else "") + ".parquet"
+            tmp = directory / f".{name}.tmp"
+            self._writers[day] = (pq.ParquetWriter(tmp, self._schema), directory / name)
+            for old in sorted(self._writers)[:-2]:
+                if old != day:  # a late row's date stays open until the next new date
+                    self._finish(old, keep=True)
         self._writers[day][0].write_table(table)
 
+    def _finish(self, day: str, keep: bool) -> None:
+        writer, final = self._writers.pop(day)
+        writer.close()
+        tmp = final.with_name(f".{final.name}.tmp")
+        if keep:
+            tmp.replace(final)
+        else:
+            tmp.unlink(missing_ok=True)
+
     def close(self, keep: bool = True) -> None:
-        """Close the files and move them into place (``keep=False``: delete them)."""
-        for writer, final in self._writers.values():
-            writer.close()
-            tmp = final.with_name(f".{final.name}.tmp")
-            if keep:
-                tmp.replace(final)
-            else:
-                tmp.unlink(missing_ok=True)
-        self._writers.clear()
+        """Close the files and move them into place (``keep=False``: delete them; files
+        of dates closed earlier stay)."""
+        for day in list(self._writers):
+            self._finish(day, keep)
 
 
 def _by_date(items: Sequence[T], when: Callable[[T], int]) -> dict[str, list[T]]:
@@ -107,7 +123,7 @@ def replay_partition(job: Job, partition: int, files: list[str]) -> dict[str, in
     """Replay Kafka partition ``partition`` of ``files``; returns the counts."""
     from models.distributed._archive import partition_records
 
-    loaded = Registry(job.registry).load(job.model_name, job.model_version)
+    loaded = load_for_worker(job.registry, job.model_name, job.model_version)
     artifact, grace, rules = prepared(loaded, job.grace_ms, job.idle_ms, job.silence_ms, job.ttl_ms)
     counts = {"readings": 0, "valued": 0, "late_readings": 0, "windows": 0}
     counts.update({PREDICTIONS: 0, ALERTS: 0})
