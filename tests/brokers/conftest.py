@@ -150,16 +150,26 @@ def processors(
             p.proc.wait()
 
 
+def _pipeline_topics(topics: Callable[..., str], partitions: int) -> dict[str, str]:
+    return {
+        "topic_readings": topics("readings", partitions),
+        "topic_predictions": topics("predictions", partitions),
+        "topic_alerts": topics("alerts", partitions),
+        "topic_processor_dlq": topics("processor-dlq", 1),
+        "topic_alert_state": topics("alert-state", partitions),
+        "topic_evaluations": topics("evaluations", partitions),
+    }
+
+
 @pytest.fixture
 def pipeline_topics(topics: Callable[..., str]) -> dict[str, str]:
-    return {
-        "topic_readings": topics("readings", 4),
-        "topic_predictions": topics("predictions", 4),
-        "topic_alerts": topics("alerts", 4),
-        "topic_processor_dlq": topics("processor-dlq", 1),
-        "topic_alert_state": topics("alert-state", 4),
-        "topic_evaluations": topics("evaluations", 4),
-    }
+    return _pipeline_topics(topics, 4)
+
+
+@pytest.fixture
+def one_partition_topics(topics: Callable[..., str]) -> dict[str, str]:
+    """The processor's topics with one partition each: every record shares one clock."""
+    return _pipeline_topics(topics, 1)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ devices' first windows, and every prediction says persistence made it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
@@ -21,7 +20,7 @@ MIN = 60_000
 
 
 def test_a_processor_on_the_baseline_alone_writes_persistence_predictions(
-    kafka_conf, topics: Callable[..., str], processors, unique, tmp_path
+    kafka_conf, one_partition_topics, processors, unique, tmp_path
 ):
     registry = tmp_path / "registry"
     args = ["--baseline", "persistence", f"--model-registry={registry}", "--model-name=cold"]
@@ -35,23 +34,17 @@ def test_a_processor_on_the_baseline_alone_writes_persistence_predictions(
         Reading(s.device_id, s.ts, {"temperature": s.value})
         for s in history(fleet, 3 * MIN // 1000, t0)
     ]
-    names = {
-        "topic_readings": topics("readings", 1),
-        "topic_predictions": topics("predictions", 1),
-        "topic_alerts": topics("alerts", 1),
-        "topic_processor_dlq": topics("processor-dlq", 1),
-        "topic_alert_state": topics("alert-state", 1),
-        "topic_evaluations": topics("evaluations", 1),
-    }
     proc = processors(
         model_registry=registry,
         model_name="cold",
         consumer_group=unique("g"),
         heartbeat_interval="0s",
-        **names,
+        **one_partition_topics,
     )
-    send(kafka_conf, names["topic_readings"], readings)
-    records = wait_records(kafka_conf, names["topic_predictions"], lambda r: len(r) >= 40, 90, proc)
+    send(kafka_conf, one_partition_topics["topic_readings"], readings)
+    records = wait_records(
+        kafka_conf, one_partition_topics["topic_predictions"], lambda r: len(r) >= 40, 90, proc
+    )
     assert proc.stop() == 0
     predictions = [Prediction.from_json(r.value or b"") for r in records]
     assert {(p.model_version, p.model_kind) for p in predictions} == {("v0001", "persistence")}

@@ -19,16 +19,9 @@ pytestmark = [pytest.mark.brokers, pytest.mark.slow]
 
 
 def test_a_device_nine_minutes_fast_costs_five_neighbours_on_its_partition_no_window(
-    kafka_conf, topics, processors, unique, tiny_registry
+    kafka_conf, one_partition_topics, processors, unique, tiny_registry
 ):
-    names = {
-        "topic_readings": topics("readings", 1),  # one partition: all six share its clock
-        "topic_predictions": topics("predictions", 1),
-        "topic_alerts": topics("alerts", 1),
-        "topic_processor_dlq": topics("processor-dlq", 1),
-        "topic_alert_state": topics("alert-state", 1),
-        "topic_evaluations": topics("evaluations", 1),
-    }
+    names = one_partition_topics  # one partition: all six share its clock
     normal = [f"dev-{i}" for i in range(5)]
     start = (now_ms() - 900_000) // 10_000 * 10_000
     readings: list[Reading] = []

@@ -120,20 +120,8 @@ def retrainers() -> Iterator[Callable[..., RetrainProc]]:
             r.proc.wait()
 
 
-@pytest.fixture
-def loop_topics(topics: Callable[..., str]) -> dict[str, str]:
-    return {
-        "topic_readings": topics("readings", 1),
-        "topic_predictions": topics("predictions", 1),
-        "topic_alerts": topics("alerts", 1),
-        "topic_processor_dlq": topics("processor-dlq", 1),
-        "topic_alert_state": topics("alert-state", 1),
-        "topic_evaluations": topics("evaluations", 1),
-    }
-
-
 def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
-    kafka_conf, loop_topics, topics, processors, retrainers, unique, tmp_path
+    kafka_conf, one_partition_topics, topics, processors, retrainers, unique, tmp_path
 ):
     now = time.time_ns() // 1_000_000
     t0 = (now - HISTORY - BEFORE - AFTER - LATER - MIN) // 10_000 * 10_000
@@ -157,10 +145,10 @@ def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
     retrainer = retrainers(
         [
             "--on-drift",
-            f"--input=kafka://{loop_topics['topic_readings']}",
+            f"--input=kafka://{one_partition_topics['topic_readings']}",
             f"--model-registry={registry}",
             "--model-name=fleet",
-            f"--topic-evaluations={loop_topics['topic_evaluations']}",
+            f"--topic-evaluations={one_partition_topics['topic_evaluations']}",
             f"--topic-model-events={model_events}",
             "--holdout=2m",
             "--min-improvement=2%",
@@ -179,9 +167,9 @@ def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
         model_name="fleet",
         consumer_group=unique("g"),
         heartbeat_interval="0s",  # event time moves with the readings only
-        **loop_topics,
+        **one_partition_topics,
     )
-    send(kafka_conf, loop_topics["topic_readings"], streamed)
+    send(kafka_conf, one_partition_topics["topic_readings"], streamed)
 
     opened = events_of(
         wait_records(kafka_conf, model_events, lambda r: len(r) >= 1, 90, retrainer, proc)
@@ -192,7 +180,7 @@ def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
     while "swapped v0001 -> v0002" not in proc.text():
         assert time.monotonic() < deadline, proc.text()[-3000:]
         time.sleep(0.3)
-    send(kafka_conf, loop_topics["topic_readings"], later)
+    send(kafka_conf, one_partition_topics["topic_readings"], later)
     events = events_of(
         wait_records(kafka_conf, model_events, lambda r: len(r) >= 2, 90, retrainer, proc)
     )
@@ -201,7 +189,7 @@ def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
 
     scored = [
         Evaluation.from_json(r.value or b"")
-        for r in consume_all(kafka_conf, loop_topics["topic_evaluations"], timeout=10)
+        for r in consume_all(kafka_conf, one_partition_topics["topic_evaluations"], timeout=10)
     ]
     before = [e for e in scored if e.model_version == "v0001" and e.target_ts < change]
     during = [e for e in scored if e.model_version == "v0001" and e.target_ts >= change]
@@ -227,6 +215,6 @@ def test_drift_opens_a_retrain_promotes_a_challenger_and_the_skill_recovers(
     assert Registry(registry).latest("fleet") == "v0002"
     assert skill(during) < skill(before) and skill(during) < skill(after)
 
-    predictions = consume_all(kafka_conf, loop_topics["topic_predictions"], timeout=10)
+    predictions = consume_all(kafka_conf, one_partition_topics["topic_predictions"], timeout=10)
     versions = {Prediction.from_json(r.value or b"").model_version for r in predictions}
     assert versions == {"v0001", "v0002"}
