@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import click
@@ -95,17 +94,11 @@ def batch(**kwargs: Any) -> None:
 def _batch_on_dask(s: BatchSettings) -> None:
     """``iotml batch --engine dask``: the archive's partitions as tasks on a cluster."""
     from models.batch import write_summary
-    from models.distributed import Job, dask_client, run_dask_batch
+    from models.cli._dask import cluster, require_archive
+    from models.distributed import Job, run_dask_batch
     from models.evaluation import parse_time
-    from models.sources import KAFKA_SCHEME, SYNTHETIC_SCHEME
 
-    if s.input.startswith((KAFKA_SCHEME, SYNTHETIC_SCHEME)) or not (
-        Path(s.input).is_dir() or s.input.endswith(".parquet")
-    ):
-        raise click.UsageError(
-            f"--engine dask reads the Parquet archive only (a directory written by "
-            f"`iotml archive`), not {s.input}: archive the topic first, or use --engine local"
-        )
+    require_archive(s.input)
     if s.retrain:
         raise click.UsageError("--retrain runs with --engine local only (for now)")
     artifact = Registry(s.model_registry).load(s.model_name, s.model_version, with_model=False)
@@ -130,9 +123,7 @@ def _batch_on_dask(s: BatchSettings) -> None:
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    with dask_client(
-        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=progress
-    ) as client:
+    with cluster(s, progress) as client:
         counts = run_dask_batch(job, client, progress)
     summary = {"model": f"{artifact.name}/{artifact.version}", "input": s.input, **counts}
     write_summary(s.output, summary)

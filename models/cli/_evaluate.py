@@ -139,16 +139,13 @@ def _evaluate_on_dask(
     """The archive's Kafka partitions replayed and scored on a Dask cluster; the same
     report as the local engine (the client loads no model: it never forecasts)."""
     import models.distributed as dist
+    from models.cli._dask import cluster, require_archive
 
     if plot is not None:
         raise click.UsageError(
             "--plot needs every point in one process: use --engine local (e.g. with --device)"
         )
-    if not dist.is_archive(source):
-        raise click.UsageError(
-            f"--engine dask reads the Parquet archive only (a directory written by "
-            f"`iotml archive`), not {source}: archive the topic first, or use --engine local"
-        )
+    require_archive(source)
     artifact = Registry(s.model_registry).load(s.model_name, s.model_version, with_model=False)
     job = dist.EvalJob(
         archive=source,
@@ -160,9 +157,7 @@ def _evaluate_on_dask(
         device=device,
         rows=s.sample_rows,
     )
-    with dist.dask_client(
-        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=_progress
-    ) as client:
+    with cluster(s, _progress) as client:
         return dist.run_dask_evaluation(job, artifact, client, labels, _progress)
 
 

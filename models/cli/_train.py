@@ -151,20 +151,15 @@ def _train_on_dask(s: TrainSettings) -> TrainResult:
     archive; the fit here, on a bounded sample of the feature rows."""
     import time
 
-    from models.distributed import TrainJob, dask_client, is_archive, plan, run_dask_training
+    from models.cli._dask import cluster, require_archive
+    from models.distributed import TrainJob, plan, run_dask_training
     from models.features import FeatureSpec
 
-    if not is_archive(s.input):
-        raise click.UsageError(
-            f"--engine dask reads the Parquet archive only (a directory written by "
-            f"`iotml archive`), not {s.input}: archive the topic first, or use --engine local"
-        )
+    require_archive(s.input)
     started = time.monotonic()
     spec = FeatureSpec(s.metric, s.window, s.k, s.horizon, s.min_count or 1)
     job = TrainJob(s.input, spec, s.grace, device=s.device, rows=s.sample_rows)
-    with dask_client(
-        s.dask_scheduler, s.dask_workers, s.dask_memory_limit, progress=_progress
-    ) as client:
+    with cluster(s, _progress) as client:
         job = plan(job, client, s.min_count, s.train_fraction)
         if s.min_count is None:
             _progress(f"min_count {job.spec.min_count} (from the data's readings per window)")
