@@ -44,6 +44,10 @@ class DeviceState:
     # its latest reading's tags (carried_tags), stamped on its predictions and alerts
     tags: dict[str, str] = field(default_factory=dict)
 
+    def stored_buffer(self) -> list[list[Any]]:
+        """The open windows as stored: ``[[start, [[ts, value], ...]], ...]`` by start."""
+        return [[s, [[t, v] for t, v in pts]] for s, pts in sorted(self.buffer.items())]
+
     def cold_dict(self) -> dict[str, Any]:
         """The fields that change only when a window closes or an alert moves (not the
         per-reading ones: buffer, watermark, last_seen, seen_at), leaving out those at
@@ -79,7 +83,7 @@ class DeviceState:
             "episodes": {k: e.to_dict() for k, e in self.episodes.items()},
             "last_seen": self.last_seen,
             "watermark": self.watermark,
-            "buffer": [[s, [[t, v] for t, v in pts]] for s, pts in sorted(self.buffer.items())],
+            "buffer": self.stored_buffer(),
             "seen_at": self.seen_at,
             "errors": self.errors.to_list(),
             "likelihood": self.likelihood,

@@ -138,8 +138,7 @@ class PartitionStore:
             or st.seen_at != old.seen_at
             or old.last_seen is None
         ):
-            buffer = [[s, [[t, v] for t, v in pts]] for s, pts in sorted(st.buffer.items())]
-            hot = [st.watermark, st.last_seen, buffer, st.seen_at]
+            hot = [st.watermark, st.last_seen, st.stored_buffer(), st.seen_at]
             self.state.set(f"{self.ns}/h/{dev}", hot)
         if (
             st.history is not old.history
