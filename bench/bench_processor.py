@@ -37,33 +37,16 @@ import numpy as np
 from benchkit import (
     COMMIT,
     GUARANTEE,
-    REPO,
     WINDOW,
     create_topics,
     load_input,
     processor_env,
     processor_topics,
-    read_metrics,
     start_kafka,
     train,
 )
 from processor_runs import baseline_rate, latencies, run_processors
 from scoring_cost import engine_scoring_cost, scoring_compare
-
-# the shared pieces, importable from here as before
-__all__ = [
-    "COMMIT",
-    "GUARANTEE",
-    "REPO",
-    "WINDOW",
-    "create_topics",
-    "load_input",
-    "processor_env",
-    "processor_topics",
-    "read_metrics",
-    "start_kafka",
-    "train",
-]
 
 
 def main() -> None:
