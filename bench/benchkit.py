@@ -55,6 +55,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_env(env: dict[str, str], group: str, port: int, state_dir: Path) -> dict[str, str]:
+    """The environment of one processor child: ``env`` in its own consumer group, with its
+    /metrics on ``port`` of localhost and its state under ``state_dir``."""
+    return {
+        **os.environ,
+        **env,
+        "IOTML_CONSUMER_GROUP": group,
+        "IOTML_HTTP_PORT": str(port),
+        "IOTML_HTTP_HOST": "127.0.0.1",
+        "IOTML_STATE_DIR": str(state_dir),
+    }
+
+
 def start_kafka(work: Path) -> Any:
     """A fresh single-node Kafka 4 on free ports, its data under ``work`` (caller stops it)."""
     from iotml.stack import KafkaBroker

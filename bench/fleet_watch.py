@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import REPO, read_metrics
+from benchkit import REPO, child_env, read_metrics
 
 READ = 'iotml_processor_records_in_total{kind="reading"}'
 INVALID = 'iotml_processor_records_in_total{kind="invalid"}'
@@ -105,18 +105,11 @@ def run(
 
     group = f"bench-{label}-{uuid.uuid4().hex[:6]}"
     port = free_port()
-    child_env = {
-        **os.environ,
-        **env,
-        "IOTML_CONSUMER_GROUP": group,
-        "IOTML_HTTP_PORT": str(port),
-        "IOTML_HTTP_HOST": "127.0.0.1",
-        "IOTML_STATE_DIR": str(work / f"state-{group}"),
-    }
+    environ = child_env(env, group, port, work / f"state-{group}")
     cmd = [sys.executable, str(CHILD), *child_args]
     if profile:
         cmd += ["--profile", str(profile)]
-    child = subprocess.Popen(cmd, env=child_env, cwd=REPO)
+    child = subprocess.Popen(cmd, env=environ, cwd=REPO)
     out = Run(label, total)
     t_start = time.monotonic()
     next_print, next_row = t_start + 15, 0.0

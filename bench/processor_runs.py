@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from benchkit import REPO, SCORED, cpu_seconds, read_metrics, scrape
+from benchkit import REPO, SCORED, child_env, cpu_seconds, read_metrics, scrape
 
 
 def child(mode: str, close_log: str | None) -> None:
@@ -73,19 +72,12 @@ def run_processors(
     for i in range(n):
         port = free_port()
         log = workdir / f"{group}-{i}.closed.json"
-        child_env = {
-            **os.environ,
-            **env,
-            "IOTML_CONSUMER_GROUP": group,
-            "IOTML_HTTP_PORT": str(port),
-            "IOTML_HTTP_HOST": "127.0.0.1",
-            "IOTML_STATE_DIR": str(workdir / f"state-{group}-{i}"),
-        }
+        environ = child_env(env, group, port, workdir / f"state-{group}-{i}")
         args = [sys.executable, __file__, mode]
         if latency:
             args += ["--close-log", str(log)]
             logs.append(log)
-        procs.append(subprocess.Popen(args, env=child_env, cwd=REPO))
+        procs.append(subprocess.Popen(args, env=environ, cwd=REPO))
         ports.append(port)
     t_first = t_last = None
     deadline = time.monotonic() + 900
