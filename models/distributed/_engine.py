@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.distributed._archive import partitions_of, select_files
+from models.distributed._memory import WORKER_ENV
 from models.distributed._task import ALERTS, PREDICTIONS, Job, replay_partition
 from models.errors import DataError, ModelError
 
@@ -67,6 +68,8 @@ def dask_client(
                     memory_limit=memory_limit if processes else 0,
                     processes=processes,
                     dashboard_address=":8787",
+                    # threads (processes=False) start Workers, which take no env
+                    **({"env": WORKER_ENV} if processes else {}),
                 )
             )
             client = stack.enter_context(Client(cluster))

@@ -22,6 +22,7 @@ from iotml.core.records import Alert, Prediction
 from models.archive import date_of
 from models.batch import Publisher, alerts_table, predictions_table
 from models.clock import ClockRules, rules_for
+from models.distributed._memory import release_free_memory, use_system_pool
 from models.distributed._model import load_for_worker
 from models.registry import Artifact
 from models.replay import Record, iter_clocked
@@ -123,6 +124,7 @@ def replay_partition(job: Job, partition: int, files: list[str]) -> dict[str, in
     """Replay Kafka partition ``partition`` of ``files``; returns the counts."""
     from models.distributed._archive import partition_records
 
+    use_system_pool()
     loaded = load_for_worker(job.registry, job.model_name, job.model_version)
     artifact, grace, rules = prepared(loaded, job.grace_ms, job.idle_ms, job.silence_ms, job.ttl_ms)
     counts = {"readings": 0, "valued": 0, "late_readings": 0, "windows": 0}
@@ -150,6 +152,8 @@ def replay_partition(job: Job, partition: int, files: list[str]) -> dict[str, in
             counts["windows"] += len(view.windows)
             counts[PREDICTIONS] += len(view.predictions)
             counts[ALERTS] += len(view.alerts)
+            del view  # the chunk's outputs are written: free them before trimming
+            release_free_memory()
     except BaseException:
         preds.close(keep=False)
         alerts.close(keep=False)

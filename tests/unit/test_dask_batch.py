@@ -117,6 +117,12 @@ def test_dask_engine_gives_the_local_engines_view(setup, tmp_path: Path, threads
     }
 
 
+def _arrow_pool() -> str:
+    import pyarrow as pa
+
+    return str(pa.default_memory_pool().backend_name)
+
+
 @pytest.mark.slow
 def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
     setup, tmp_path: Path
@@ -139,7 +145,10 @@ def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
     with dask_client(None, workers=2, memory_limit="1GiB") as client:
         counts = run_dask_batch(job, client)
         loaded = client.run(lambda: "tensorflow" in sys.modules)
+        pools = client.run(_arrow_pool)
     assert len(loaded) == 2 and not any(loaded.values())
+    # Arrow on the C heap, whose free pages each chunk returns (models.distributed._memory)
+    assert set(pools.values()) == {"system"}
     summary = {"model": "temp/v0001", "input": str(archive), **counts}
     (out / "summary.json").write_text(json.dumps(summary))
     assert_same_view(local, out)
