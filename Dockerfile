@@ -68,9 +68,11 @@ RUN pip-ca install --quiet ".[dask]" && pip uninstall --quiet --yes iotml && rm 
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN pip install --quiet --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 RUN mkdir -p /archive /models && chown iotml:iotml /archive /models
-# Arrow on the C heap, whose free pages a replay task returns after each chunk (Arrow's
-# default allocator keeps them, and a worker's memory would creep with the archive).
-ENV ARROW_DEFAULT_MEMORY_POOL=system
+# Arrow on the C heap, whose free pages a replay task returns after each chunk, and no
+# statistical profiler in the workers: either made a worker's memory creep with the
+# archive (models/distributed/_memory.py).
+ENV ARROW_DEFAULT_MEMORY_POOL=system \
+    DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False
 WORKDIR /home/iotml
 USER iotml
 # 8786: the scheduler, 8787: its dashboard. No image health check: the archive serves no

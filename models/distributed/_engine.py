@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from models.distributed._archive import partitions_of, select_files
-from models.distributed._memory import WORKER_ENV
+from models.distributed._memory import WORKER_CONFIG, WORKER_ENV
 from models.distributed._task import ALERTS, PREDICTIONS, Job, replay_partition
 from models.errors import DataError, ModelError
 
@@ -50,6 +50,7 @@ def dask_client(
     (``processes=False``: threads of this process without a limit, for tests). Tells
     ``progress`` where the dashboard is."""
     _distributed()
+    import dask
     from distributed import Client, LocalCluster
 
     # the scheduler and nannies log every connection at INFO: warnings only, unless DEBUG
@@ -60,8 +61,9 @@ def dask_client(
         if scheduler:
             client = stack.enter_context(Client(scheduler))
         else:
-            cluster = stack.enter_context(
-                LocalCluster(
+            # the nannies hand the configuration of this moment to their workers
+            with dask.config.set(WORKER_CONFIG):
+                cluster = LocalCluster(
                     n_workers=workers,
                     threads_per_worker=1,
                     # threads share this process's memory: a limit would pause them
@@ -71,7 +73,7 @@ def dask_client(
                     # threads (processes=False) start Workers, which take no env
                     **({"env": WORKER_ENV} if processes else {}),
                 )
-            )
+            stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster))
         if progress is not None:
             progress(f"Dask dashboard: {client.dashboard_link}")

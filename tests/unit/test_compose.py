@@ -199,11 +199,14 @@ def test_the_batch_image_has_dask_and_no_tensorflow():
     assert any(d.startswith("distributed") for d in dask)
     assert not any("tensorflow" in d or "keras" in d for d in extras["dependencies"] + dask)
     assert "chown iotml:iotml /archive" in batch  # the archive volume starts out writable
-    # the workers' Arrow memory on the C heap (models.distributed._memory)
-    from models.distributed._memory import WORKER_ENV
+    # the workers' Arrow memory on the C heap, no profiler (models.distributed._memory)
+    from models.distributed._memory import WORKER_CONFIG, WORKER_ENV
 
+    env = dict(re.findall(r"(\w+)=(\S+)", batch.split("\nENV ", 1)[1].split("\n\n")[0]))
     for name, value in WORKER_ENV.items():
-        assert f"ENV {name}={value}" in batch
+        assert env[name] == value
+    for key, value in WORKER_CONFIG.items():
+        assert env["DASK_" + key.upper().replace(".", "__")] == str(value)
 
 
 def test_the_readme_and_the_compose_file_give_the_replays_one_line():

@@ -123,6 +123,12 @@ def _arrow_pool() -> str:
     return str(pa.default_memory_pool().backend_name)
 
 
+def _profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
 @pytest.mark.slow
 def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
     setup, tmp_path: Path
@@ -146,9 +152,12 @@ def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
         counts = run_dask_batch(job, client)
         loaded = client.run(lambda: "tensorflow" in sys.modules)
         pools = client.run(_arrow_pool)
+        profiling = client.run(_profiling)
     assert len(loaded) == 2 and not any(loaded.values())
-    # Arrow on the C heap, whose free pages each chunk returns (models.distributed._memory)
+    # Arrow on the C heap, whose free pages each chunk returns, and no profiler
+    # (models.distributed._memory)
     assert set(pools.values()) == {"system"}
+    assert set(profiling.values()) == {False}
     summary = {"model": "temp/v0001", "input": str(archive), **counts}
     (out / "summary.json").write_text(json.dumps(summary))
     assert_same_view(local, out)
