@@ -8,12 +8,11 @@ memory still crept up with the length of the archive (a worker's peak 260, 300 a
 * Arrow's default allocator, mimalloc, keeps freed pages in per-thread heaps, including
   those of Arrow's I/O threads, which the replaying thread cannot release;
 * glibc keeps freed pages between live blocks (the states, replaced a reading at a time,
-  end up scattered over the heap) until ``malloc_trim``.
-
+  end up scattered over the heap) until ``malloc_trim``;
 * Dask's statistical profiler samples the task's stack every 10 ms and keeps a profile
   per second for the last 1,000 seconds; its objects, allocated between the replay's,
-  pin the heap's pages for as long as a task runs (a worker's peak 333/341 MiB at 30
-  days with it, against 256/267 MiB at 4 days).
+  pin the heap's pages for as long as a task runs (with the two above fixed, a worker's
+  peak at 30 days was 333/341 MiB with it and 263/265 MiB without).
 
 So workers allocate Arrow memory on the C heap (:data:`WORKER_ENV`, which must be set
 before Arrow's first allocation; :func:`use_system_pool` covers most of it in a worker

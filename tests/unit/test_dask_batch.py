@@ -117,10 +117,13 @@ def test_dask_engine_gives_the_local_engines_view(setup, tmp_path: Path, threads
     }
 
 
-def _arrow_pool() -> str:
+def _arrow_pool() -> tuple[str | None, str]:
+    """The pool the worker started with (the C++ code's), and the default one now."""
+    import os
+
     import pyarrow as pa
 
-    return str(pa.default_memory_pool().backend_name)
+    return os.environ.get("ARROW_DEFAULT_MEMORY_POOL"), str(pa.default_memory_pool().backend_name)
 
 
 def _profiling() -> bool:
@@ -156,7 +159,7 @@ def test_workers_in_their_own_processes_give_the_same_view_without_tensorflow(
     assert len(loaded) == 2 and not any(loaded.values())
     # Arrow on the C heap, whose free pages each chunk returns, and no profiler
     # (models.distributed._memory)
-    assert set(pools.values()) == {"system"}
+    assert set(pools.values()) == {("system", "system")}
     assert set(profiling.values()) == {False}
     summary = {"model": "temp/v0001", "input": str(archive), **counts}
     (out / "summary.json").write_text(json.dumps(summary))
